@@ -1,0 +1,717 @@
+#!/usr/bin/env python
+"""Execute the chapters of the toyticket book with papermill and build its website.
+
+    python tools/book.py execute [--params FILE.yaml] [--out DIR] [CHAPTER ...]
+    python tools/book.py site [--params FILE.yaml] [--out HTML_DIR] [--no-execute]
+    python tools/book.py references [CHAPTER ...]
+    python tools/book.py check [--params FILE.yaml]
+
+Chapters are the MyST Markdown text notebooks listed in _toc.yml (book/*.md). A chapter
+with code cells must have exactly one code cell tagged `parameters`; papermill injects the
+values of a parameters file after it. Executed notebooks are always written to a separate
+folder, never over the sources.
+
+A parameters file (YAML) maps chapter stem -> {name: value}. The `_all` section applies to
+every chapter whose `parameters` cell defines the name. Unknown chapters or names are
+errors (papermill itself would silently ignore them).
+"""
+
+import argparse
+import ast
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "_config.yml"
+TOC = ROOT / "_toc.yml"
+BUILD = ROOT / "_build"
+RUNS = ROOT / "runs"
+REFERENCE_DIR = ROOT / "tests" / "reference"
+DEFAULT_EXECUTED = BUILD / "executed"
+DEFAULT_HTML = BUILD / "html"
+
+KERNEL_NAME = "python3"
+KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": KERNEL_NAME}
+# Environment of every kernel that executes a chapter (papermill here, nbval in
+# tests/reference/conftest.py). ipykernel only picks its inline backend when MPLBACKEND is
+# unset, so a caller's MPLBACKEND=Agg would silently drop every figure from the outputs.
+KERNEL_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+}
+PARAMETERS_TAG = "parameters"
+INJECTED_TAG = "injected-parameters"
+ALL_SECTION = "_all"
+CHAPTER_SUFFIXES = (".md", ".ipynb", ".rst")
+
+
+class BookError(Exception):
+    """A problem the user has to fix; printed without a traceback."""
+
+
+# --------------------------------------------------------------------------- chapters
+
+
+@dataclass
+class Chapter:
+    docname: str  # as written in _toc.yml, e.g. "book/01_toy_world"
+    source: Path  # absolute path of the text source
+    nb: object = field(repr=False)  # nbformat.NotebookNode read with jupytext
+
+    @property
+    def stem(self) -> str:
+        return Path(self.docname).name
+
+    @property
+    def rel(self) -> str:
+        return str(self.source.relative_to(ROOT))
+
+    @property
+    def has_code(self) -> bool:
+        return any(cell.cell_type == "code" for cell in self.nb.cells)
+
+
+def toc_docnames(toc: Path = TOC) -> list[str]:
+    """All documents of a jb-book table of contents, in reading order."""
+    import yaml
+
+    if not toc.is_file():
+        raise BookError(f"table of contents not found: {toc}")
+    data = yaml.safe_load(toc.read_text()) or {}
+    if data.get("format") != "jb-book" or "root" not in data:
+        raise BookError(f"{toc}: expected `format: jb-book` with a `root:` entry")
+    names = [str(data["root"])]
+
+    def walk(entries):
+        for entry in entries or []:
+            if not isinstance(entry, dict):
+                raise BookError(f"{toc}: unexpected toc entry {entry!r}")
+            if "glob" in entry:
+                raise BookError(f"{toc}: `glob` entries are not supported by tools/book.py")
+            if "file" in entry:
+                names.append(str(entry["file"]))
+            for key in ("parts", "chapters", "sections"):
+                walk(entry.get(key))
+
+    walk([{key: data[key]} for key in ("parts", "chapters") if key in data])
+    return names
+
+
+def resolve_source(docname: str) -> Path:
+    stem = ROOT / docname
+    if stem.suffix in CHAPTER_SUFFIXES and stem.is_file():
+        return stem
+    for suffix in CHAPTER_SUFFIXES:
+        candidate = stem.with_name(stem.name + suffix)
+        if candidate.is_file():
+            if suffix == ".ipynb":
+                raise BookError(
+                    f"{candidate.relative_to(ROOT)}: chapters must be MyST Markdown text "
+                    "files (book/*.md); .ipynb files are generated and git-ignored"
+                )
+            return candidate
+    raise BookError(f"_toc.yml entry {docname!r}: no file {docname}.md found")
+
+
+def read_notebook(path: Path):
+    import jupytext
+
+    if path.suffix == ".md":
+        return jupytext.read(path, fmt="md:myst")
+    import nbformat
+
+    return nbformat.v4.new_notebook()  # .rst pages: no code cells
+
+
+def load_chapters() -> list[Chapter]:
+    chapters = [
+        Chapter(d, src, read_notebook(src)) for d in toc_docnames() for src in [resolve_source(d)]
+    ]
+    stems = [c.stem for c in chapters]
+    duplicates = sorted({s for s in stems if stems.count(s) > 1})
+    if duplicates:
+        raise BookError(f"_toc.yml: chapter file names must be unique, repeated: {duplicates}")
+    return chapters
+
+
+def code_chapters(chapters: list[Chapter]) -> list[Chapter]:
+    return [c for c in chapters if c.has_code]
+
+
+def select_chapters(chapters: list[Chapter], wanted: list[str]) -> list[Chapter]:
+    """Chapters with code, optionally restricted to `wanted` (stem, docname or path)."""
+    runnable = code_chapters(chapters)
+    if not wanted:
+        return runnable
+    by_key = {}
+    for c in runnable:
+        for key in (c.stem, c.docname, c.rel, str(c.source)):
+            by_key[key] = c
+    selected = []
+    for name in wanted:
+        key = name.removeprefix("./")
+        chapter = by_key.get(key) or by_key.get(str(Path(key).resolve()))
+        if chapter is None:
+            raise BookError(
+                f"unknown chapter {name!r}; chapters with code in _toc.yml: "
+                f"{', '.join(c.stem for c in runnable) or '(none)'}"
+            )
+        if chapter not in selected:
+            selected.append(chapter)
+    return selected
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def parameters_cell(chapter: Chapter):
+    cells = [
+        cell
+        for cell in chapter.nb.cells
+        if cell.cell_type == "code" and PARAMETERS_TAG in cell.metadata.get("tags", [])
+    ]
+    if not cells:
+        raise BookError(
+            f"chapter {chapter.stem} ({chapter.rel}) has code cells but no cell tagged "
+            f"`{PARAMETERS_TAG}`. Add one, e.g.\n\n"
+            "```{code-cell} ipython3\n:tags: [parameters]\n\nn_seeds = 2\n```"
+        )
+    if len(cells) > 1:
+        raise BookError(
+            f"chapter {chapter.stem} ({chapter.rel}) has {len(cells)} cells tagged "
+            f"`{PARAMETERS_TAG}`; papermill only uses the first, keep exactly one"
+        )
+    return cells[0]
+
+
+_NOT_LITERAL = object()
+
+
+def parse_parameters(source: str, where: str = "parameters cell") -> dict:
+    """Names assigned in a parameters cell -> default value (or _NOT_LITERAL)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise BookError(f"{where}: cannot parse the parameters cell: {exc}") from exc
+    defaults = {}
+
+    def value_of(node):
+        if node is None:
+            return _NOT_LITERAL
+        try:
+            return ast.literal_eval(node)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return _NOT_LITERAL
+
+    def add(target, value):
+        if isinstance(target, ast.Name):
+            defaults[target.id] = value
+        elif isinstance(target, ast.Tuple | ast.List):
+            for element in target.elts:
+                add(element, _NOT_LITERAL)
+
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign):
+            for target in stmt.targets:
+                add(target, value_of(stmt.value))
+        elif isinstance(stmt, ast.AnnAssign):
+            add(stmt.target, value_of(stmt.value))
+    if not defaults:
+        raise BookError(f"{where}: the parameters cell assigns no names")
+    return defaults
+
+
+def chapter_parameters(chapter: Chapter) -> dict:
+    where = f"chapter {chapter.stem} ({chapter.rel})"
+    return parse_parameters(parameters_cell(chapter).source, where)
+
+
+def _type_name(value) -> str:
+    return type(value).__name__
+
+
+def _compatible(default, value) -> bool:
+    if default is _NOT_LITERAL or default is None or value is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    if isinstance(default, list | tuple):
+        return isinstance(value, list | tuple)
+    return isinstance(value, type(default))
+
+
+def check_parameters(chapter: str, given: dict, defaults: dict) -> None:
+    """Reject parameter names the chapter's `parameters` cell does not define.
+
+    `chapter` names the chapter in the message; `defaults` is what parse_parameters returns.
+    Also rejects values whose type does not match a literal default (e.g. YAML reads `1e-3`
+    as the string "1e-3").
+    """
+    allowed = sorted(defaults)
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise BookError(
+            f"chapter {chapter}: unknown parameter(s) {', '.join(unknown)}; its `parameters` "
+            f"cell defines: {', '.join(allowed)}"
+        )
+    for name, value in given.items():
+        default = defaults[name]
+        if not _compatible(default, value):
+            raise BookError(
+                f"chapter {chapter}: parameter {name} = {value!r} has type {_type_name(value)}, "
+                f"but its default {default!r} has type {_type_name(default)}"
+            )
+
+
+def load_params_file(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    import yaml
+
+    if not path.is_file():
+        raise BookError(f"parameters file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise BookError(f"{path}: invalid YAML: {exc}") from exc
+    data = data or {}
+    if not isinstance(data, dict):
+        raise BookError(f"{path}: expected a mapping of chapter -> {{parameter: value}}")
+    for section, values in data.items():
+        if values is None:
+            data[section] = {}
+        elif not isinstance(values, dict):
+            raise BookError(f"{path}: section {section!r} must be a mapping of name: value")
+    return data
+
+
+def resolve_parameters(params: dict, chapters: list[Chapter], source: str = "parameters") -> dict:
+    """Validate a parameters mapping against all chapters; return stem -> parameters."""
+    runnable = {c.stem: c for c in code_chapters(chapters)}
+    unknown = sorted(set(params) - set(runnable) - {ALL_SECTION})
+    if unknown:
+        raise BookError(
+            f"{source}: unknown chapter(s) {', '.join(unknown)}; chapters with code: "
+            f"{', '.join(runnable) or '(none)'} (or {ALL_SECTION})"
+        )
+    defaults = {stem: chapter_parameters(c) for stem, c in runnable.items()}
+    common = params.get(ALL_SECTION, {})
+    declared = set().union(*defaults.values()) if defaults else set()
+    orphans = sorted(set(common) - declared)
+    if orphans:
+        raise BookError(
+            f"{source}: {ALL_SECTION}: parameter(s) {', '.join(orphans)} defined by no chapter"
+        )
+    resolved = {}
+    for stem, chapter_defaults in defaults.items():
+        values = {k: v for k, v in common.items() if k in chapter_defaults}
+        values.update(params.get(stem, {}))
+        check_parameters(stem, values, chapter_defaults)
+        resolved[stem] = values
+    return resolved
+
+
+# --------------------------------------------------------------------------- execution
+
+
+def kernel_env(threads: int = 1) -> dict:
+    env = dict(KERNEL_ENV)
+    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    return env
+
+
+def prepare_notebook(chapter: Chapter):
+    import copy
+
+    nb = copy.deepcopy(chapter.nb)
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata.setdefault("language_info", {"name": "python"})
+    return nb
+
+
+def execute_chapters(
+    chapters: list[Chapter],
+    parameters: dict,
+    out_dir: Path,
+    *,
+    progress: bool = True,
+    cell_timeout: int | None = None,
+    threads: int = 1,
+) -> list[Path]:
+    """Run each chapter with papermill into out_dir/<stem>.ipynb (cwd = repo root)."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    os.environ.update(kernel_env(threads))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, chapter in enumerate(chapters, 1):
+        parameters_cell(chapter)  # fail early and clearly
+        values = parameters.get(chapter.stem, {})
+        output = out_dir / f"{chapter.stem}.ipynb"
+        failed = output.with_name(f"{chapter.stem}.failed.ipynb")
+        for stale in (output, failed):
+            stale.unlink(missing_ok=True)
+        shown = ", ".join(f"{k}={v!r}" for k, v in values.items()) or "defaults"
+        print(f"[{i}/{len(chapters)}] {chapter.rel} -> {_show(output)} ({shown})", flush=True)
+        start = time.monotonic()
+        try:
+            papermill.execute_notebook(
+                prepare_notebook(chapter),
+                str(output),
+                parameters=values,
+                kernel_name=KERNEL_NAME,
+                language="python",
+                cwd=str(ROOT),
+                progress_bar=progress,
+                execution_timeout=cell_timeout,
+                start_timeout=120,
+            )
+        except PapermillExecutionError as exc:
+            if output.exists():
+                output.rename(failed)
+            raise BookError(
+                f"chapter {chapter.stem} failed in cell {exc.exec_count}: {exc.ename}: "
+                f"{exc.evalue}\n  the partially executed notebook is {_show(failed)}"
+            ) from exc
+        except Exception:
+            if output.exists():
+                output.rename(failed)
+            raise
+        print(f"    done in {time.monotonic() - start:.1f} s", flush=True)
+        written.append(output)
+    return written
+
+
+def normalize_reference(nb):
+    """Drop run-specific metadata so regenerating unchanged references gives no diff."""
+    nb.metadata.pop("papermill", None)
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i:03d}"
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if cell.metadata.get("tags") == []:
+            del cell.metadata["tags"]
+    return nb
+
+
+# --------------------------------------------------------------------------- site
+
+
+def stage_sources(chapters: list[Chapter], executed_dir: Path, stage: Path) -> None:
+    """Copy the book's pages and assets to `stage`, executed chapters as .ipynb."""
+    runnable = code_chapters(chapters)
+    missing = [c.stem for c in runnable if not (executed_dir / f"{c.stem}.ipynb").is_file()]
+    if missing:
+        raise BookError(
+            f"no executed notebook for {', '.join(missing)} in {_show(executed_dir)}; "
+            "run `python tools/book.py execute` (or drop --no-execute)"
+        )
+    skip_sources = {c.source for c in runnable}
+
+    def ignore(folder, names):
+        folder = Path(folder)
+        return [
+            n
+            for n in names
+            if n.startswith(".")
+            or n in ("__pycache__", "_build")
+            or n.endswith(".ipynb")
+            or (folder / n) in skip_sources
+        ]
+
+    top_levels = sorted(
+        {Path(c.docname).parts[0] for c in chapters if len(Path(c.docname).parts) > 1}
+    )
+    for top in top_levels:
+        shutil.copytree(ROOT / top, stage / top, ignore=ignore)
+    for c in chapters:
+        if len(Path(c.docname).parts) == 1 and c not in runnable:
+            shutil.copy2(c.source, stage / c.source.name)
+    for c in runnable:
+        target = stage / Path(c.docname).with_suffix(".ipynb")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(executed_dir / f"{c.stem}.ipynb", target)
+
+
+def jupyter_book_command() -> list[str]:
+    script = Path(sys.executable).parent / "jupyter-book"
+    if script.is_file():
+        return [str(script)]
+    found = shutil.which("jupyter-book")
+    if found:
+        return [found]
+    raise BookError("jupyter-book not found; run `bash tools/setup.sh` or install requirements.txt")
+
+
+def run_with_timeout(cmd: list[str], timeout: float, cwd: Path) -> int:
+    """Run cmd in its own process group; kill the whole group on timeout (like timeout -k)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, start_new_session=True)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        raise BookError(
+            f"`{' '.join(cmd[:2])}` timed out after {timeout:.0f} s and was killed"
+        ) from None
+    except KeyboardInterrupt:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+
+
+def _looks_like_html_output(path: Path) -> bool:
+    return not path.exists() or not any(path.iterdir()) or (path / ".buildinfo").is_file()
+
+
+def build_site(
+    chapters: list[Chapter], executed_dir: Path, html_out: Path, timeout: float, keep: bool
+) -> Path:
+    if not _looks_like_html_output(html_out):
+        raise BookError(
+            f"--out {_show(html_out)} exists and is not a previous HTML build; "
+            "refusing to replace it"
+        )
+    BUILD.mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="stage-", dir=BUILD))
+    stage = work / "src"
+    stage.mkdir()
+    stage_sources(chapters, executed_dir, stage)
+    cmd = jupyter_book_command() + [
+        "build",
+        str(stage),
+        "--config",
+        str(CONFIG),
+        "--toc",
+        str(TOC),
+        "--path-output",
+        str(work),
+        "-W",
+        "-n",
+        "--keep-going",
+    ]
+    print(f"building the site from {_show(stage)}", flush=True)
+    start = time.monotonic()
+    rc = run_with_timeout(cmd, timeout, cwd=ROOT)
+    if rc != 0:
+        raise BookError(
+            f"jupyter-book build failed (exit {rc}); warnings count as errors (-W). "
+            f"Staged sources and reports are kept in {_show(work)}"
+        )
+    built = work / "_build" / "html"
+    if html_out.exists():
+        shutil.rmtree(html_out)
+    html_out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(built), str(html_out))
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"site built in {time.monotonic() - start:.1f} s", flush=True)
+    return html_out
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _show(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _run_dir(params_file: Path | None) -> Path | None:
+    return RUNS / params_file.stem if params_file is not None else None
+
+
+def _executed_dir(args) -> Path:
+    if args.out_executed is not None:
+        return args.out_executed.resolve()
+    run = _run_dir(args.params)
+    return run / "notebooks" if run else DEFAULT_EXECUTED
+
+
+def cmd_check(args) -> None:
+    chapters = load_chapters()
+    source = _show(args.params) if args.params else "parameters"
+    resolved = resolve_parameters(load_params_file(args.params), chapters, source)
+    for c in code_chapters(chapters):
+        names = ", ".join(sorted(chapter_parameters(c)))
+        print(f"{c.stem}: parameters {names}; run with {resolved[c.stem] or 'defaults'}")
+    print("ok")
+
+
+def cmd_execute(args) -> list[Path]:
+    chapters = load_chapters()
+    selected = select_chapters(chapters, args.chapters)
+    source = _show(args.params) if args.params else "parameters"
+    resolved = resolve_parameters(load_params_file(args.params), chapters, source)
+    out_dir = _executed_dir(args)
+    written = execute_chapters(
+        selected,
+        resolved,
+        out_dir,
+        progress=not args.no_progress,
+        cell_timeout=args.cell_timeout or None,
+        threads=args.threads,
+    )
+    print(f"executed notebooks are in {_show(out_dir)}/")
+    return written
+
+
+def cmd_site(args) -> None:
+    chapters = load_chapters()
+    out_dir = _executed_dir(args)
+    if args.no_execute:
+        resolve_parameters(load_params_file(args.params), chapters)
+        print(f"using the executed notebooks in {_show(out_dir)}/")
+    else:
+        args.chapters = []
+        cmd_execute(args)
+    if args.out is not None:
+        html_out = args.out.resolve()
+    elif args.params is not None:
+        html_out = _run_dir(args.params) / "html"
+    else:
+        html_out = DEFAULT_HTML
+    build_site(chapters, out_dir, html_out, args.timeout, args.keep_stage)
+    print(f"website: {html_out}/index.html")
+
+
+def cmd_references(args) -> None:
+    import nbformat
+
+    chapters = load_chapters()
+    selected = select_chapters(chapters, args.chapters)
+    BUILD.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="references-", dir=BUILD) as tmp:
+        written = execute_chapters(
+            selected,
+            {},
+            Path(tmp),
+            progress=not args.no_progress,
+            cell_timeout=args.cell_timeout or None,
+        )
+        REFERENCE_DIR.mkdir(parents=True, exist_ok=True)
+        for path in written:
+            nb = normalize_reference(nbformat.read(path, as_version=4))
+            nbformat.write(nb, REFERENCE_DIR / path.name)
+            print(f"wrote {_show(REFERENCE_DIR / path.name)}")
+    if not args.chapters:
+        keep = {f"{c.stem}.ipynb" for c in selected}
+        for stale in sorted(REFERENCE_DIR.glob("*.ipynb")):
+            if stale.name not in keep:
+                stale.unlink()
+                print(f"removed {_show(stale)} (no such chapter in _toc.yml)")
+    print("review the output changes with `git diff --stat tests/reference` before committing")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python tools/book.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = argparse.ArgumentParser(add_help=False)
+    run.add_argument("--no-progress", action="store_true", help="no papermill progress bars")
+    run.add_argument(
+        "--cell-timeout", type=int, default=0, metavar="S", help="seconds per cell (0: no limit)"
+    )
+    params = argparse.ArgumentParser(add_help=False)
+    params.add_argument(
+        "--params",
+        type=Path,
+        metavar="FILE.yaml",
+        help="chapter -> {name: value} (e.g. params/full.yaml)",
+    )
+    threads = argparse.ArgumentParser(add_help=False)
+    threads.add_argument(
+        "--threads", type=int, default=1, help="OMP/MKL threads of the kernels (default 1)"
+    )
+
+    p = sub.add_parser("check", parents=[params], help="validate chapters and a parameters file")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "execute", parents=[params, run, threads], help="execute chapters with papermill"
+    )
+    p.add_argument("chapters", nargs="*", help="chapter stems (default: every chapter with code)")
+    p.add_argument(
+        "--out",
+        dest="out_executed",
+        type=Path,
+        metavar="DIR",
+        help="folder for executed notebooks "
+        "(default _build/executed, or runs/<params stem>/notebooks)",
+    )
+    p.set_defaults(func=cmd_execute)
+
+    p = sub.add_parser(
+        "site", parents=[params, run, threads], help="execute chapters, then build the HTML site"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="HTML folder (default _build/html, or runs/<params stem>/html)",
+    )
+    p.add_argument(
+        "--executed",
+        dest="out_executed",
+        type=Path,
+        metavar="DIR",
+        help="folder of executed notebooks "
+        "(default _build/executed, or runs/<params stem>/notebooks)",
+    )
+    p.add_argument(
+        "--no-execute", action="store_true", help="use the notebooks already in the executed folder"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=900,
+        metavar="S",
+        help="limit for jupyter-book build (default 900 s)",
+    )
+    p.add_argument("--keep-stage", action="store_true", help="keep the staged Sphinx source folder")
+    p.set_defaults(func=cmd_site)
+
+    p = sub.add_parser(
+        "references",
+        parents=[run],
+        help="regenerate tests/reference/<chapter>.ipynb with default parameters",
+    )
+    p.add_argument("chapters", nargs="*", help="chapter stems (default: all)")
+    p.set_defaults(func=cmd_references)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        args.func(args)
+    except BookError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""One row of numbers per network: what a trained ensemble computes and how it is coded."""
+
+from __future__ import annotations
+
+import torch
+
+from toyticket.features import ReaderConfig, channels
+from toyticket.metrics import evaluate, linearization_test, trivial_accuracy
+from toyticket.model import Masks, Params
+from toyticket.tasks import Task
+
+
+def summarize(
+    params: Params, task: Task, reader: ReaderConfig = ReaderConfig(), masks: Masks | None = None
+) -> dict[str, torch.Tensor]:
+    """Per-lane scalars [S] of a trained ensemble:
+
+    accuracy (``bit_accuracy``, ``balanced_accuracy``, ``exact_outputs``), the trivial
+    predictor (``trivial_accuracy``), the linearization test (``linear_bit_accuracy``,
+    ``linear_exact_outputs``), and the fractions of clauses with an aligned code
+    (``aligned_clauses``), a serving row (``serving_clauses``), a selective serving row
+    (``selective_clauses``) and a channel that carries them (``carried_clauses``); the fraction
+    of rows that serve two or more clauses (``shared_rows``), the mean selectivity of serving
+    rows (``row_selectivity``) and the mean firing rate of aligned rows (``aligned_firing``).
+    """
+    scores = evaluate(params, task, masks)
+    linear = linearization_test(params, task, masks)
+    ch = channels(params, task, reader, masks)
+    S, h = ch["aligned"].shape[:2]
+    serving_rows = ch["serving"].any(-1)
+    aligned_rows = ch["aligned"].any(-1)
+    return {
+        "bit_accuracy": scores["bit_accuracy"],
+        "balanced_accuracy": scores["balanced_accuracy"],
+        "exact_outputs": scores["exact_outputs"],
+        "trivial_accuracy": torch.full((S,), trivial_accuracy(task)),
+        "linear_bit_accuracy": linear["linear_bit_accuracy"],
+        "linear_exact_outputs": linear["linear_exact_outputs"],
+        "aligned_clauses": ch["aligned"].any(1).float().mean(-1),
+        "serving_clauses": ch["serving"].any(1).float().mean(-1),
+        "selective_clauses": ch["selective"].any(1).float().mean(-1),
+        "carried_clauses": ch["carries"].float().mean(-1),
+        "shared_rows": ch["shared_rows"].float() / h,
+        "row_selectivity": _masked_mean(ch["selectivity"], serving_rows),
+        "aligned_firing": _masked_mean(ch["firing_rate"], aligned_rows),
+    }
+
+
+def _masked_mean(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Mean over the last axis of the kept entries; NaN where none is kept."""
+    kept = torch.where(keep, values, torch.zeros_like(values))
+    return kept.sum(-1) / keep.sum(-1)  # 0/0 -> NaN on purpose
