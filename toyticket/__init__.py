@@ -22,6 +22,7 @@ from toyticket.features import (
     readout_weight,
     row_activity,
     selectivity,
+    supported,
     unique_witness_inputs,
 )
 from toyticket.metrics import evaluate, linearization_test, trivial_accuracy
@@ -36,17 +37,35 @@ from toyticket.model import (
     select_lanes,
 )
 from toyticket.planted import planted_network
+from toyticket.pruning import SCORING_METHODS, mask_from_scores, score_weights
 from toyticket.stats import format_ci, format_table, mean_ci
+from toyticket.store import Store, cached, get_store, stored
 from toyticket.summary import summarize
+from toyticket.sweep import grid_points, sweep
 from toyticket.tasks import Clause, Task, TaskConfig, build_task, make_task
+from toyticket.tickets import (
+    DISCOVERY_METHODS,
+    Ladder,
+    PruningConfig,
+    assess_tickets,
+    discover,
+    imp,
+    retrain_many,
+    ticket_study,
+)
 from toyticket.training import Run, TrainConfig, loss_and_grads, train
 
 __all__ = [
+    "DISCOVERY_METHODS",
+    "SCORING_METHODS",
+    "Ladder",
+    "PruningConfig",
     "Clause",
     "ModelConfig",
     "Params",
     "ReaderConfig",
     "Run",
+    "Store",
     "Task",
     "TaskConfig",
     "TrainConfig",
@@ -54,6 +73,7 @@ __all__ = [
     "aligned_weights",
     "apply_masks",
     "build_task",
+    "cached",
     "channel_ablation",
     "channels",
     "clause_overlap",
@@ -65,6 +85,8 @@ __all__ = [
     "forward",
     "format_ci",
     "format_table",
+    "get_store",
+    "grid_points",
     "hidden",
     "init_params",
     "linearization_test",
@@ -78,8 +100,18 @@ __all__ = [
     "row_activity",
     "select_lanes",
     "selectivity",
+    "stored",
     "summarize",
     "summarize_checkpoints",
+    "sweep",
+    "supported",
+    "assess_tickets",
+    "discover",
+    "imp",
+    "mask_from_scores",
+    "retrain_many",
+    "score_weights",
+    "ticket_study",
     "train",
     "trivial_accuracy",
     "unique_witness_inputs",

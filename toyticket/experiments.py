@@ -1,5 +1,8 @@
 """Studies that chapters run: each trains batched ensembles through ``training.train`` and
-returns per-network numbers (one entry per task seed x network seed)."""
+returns per-network numbers (one entry per task seed x network seed).
+
+Their units of work are kept in the results store (``toyticket.store``): rerunning a chapter
+reads them back, and a killed run resumes from the last finished unit."""
 
 from __future__ import annotations
 
@@ -7,12 +10,69 @@ import dataclasses
 from collections.abc import Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from toyticket.features import ReaderConfig
 from toyticket.model import ModelConfig
+from toyticket.store import stored
 from toyticket.summary import summarize
 from toyticket.tasks import Task, TaskConfig, build_task
 from toyticket.training import Run, TrainConfig, train
+from toyticket.validation import check_device, check_seeds
+
+# The modules whose code determines a dense unit (its store version hashes their source).
+DENSE_CODE = (
+    "toyticket.tasks",
+    "toyticket.model",
+    "toyticket.training",
+    "toyticket.metrics",
+    "toyticket.features",
+    "toyticket.summary",
+    __name__,
+)
+
+
+@stored("dense_unit", code=DENSE_CODE)
+def dense_unit(
+    task: TaskConfig,
+    model: ModelConfig,
+    training: TrainConfig,
+    seeds: tuple[int, ...],
+    reader: ReaderConfig,
+    device: str,
+) -> dict[str, torch.Tensor]:
+    """One unit of work, one store entry: train ``seeds`` on the task that ``task`` determines and
+    summarize the final networks ({name: [len(seeds)]}, see ``summarize``). Call it through
+    ``dense_study`` or ``unit_arguments``, which normalize the arguments."""
+    drawn = build_task(task)
+    run = train(drawn, model, training, seeds, device=device)
+    return summarize(run.final, drawn, reader)
+
+
+def unit_arguments(
+    task: TaskConfig,
+    model: ModelConfig,
+    training: TrainConfig,
+    seeds: Sequence[int],
+    reader: ReaderConfig = ReaderConfig(),
+    device: str = "cpu",
+) -> tuple:
+    """The arguments of ``dense_unit`` for one task, validated and normalized so that calls
+    that give the same networks share one store entry: seeds become a tuple, and the
+    ``TrainConfig`` fields that do not change the final weights (``checkpoints``,
+    ``log_every``) are reset to their defaults."""
+    seeds = check_seeds("seeds", seeds)
+    check_device("device", device)
+    for name, value, kind in [
+        ("task", task, TaskConfig),
+        ("model", model, ModelConfig),
+        ("training", training, TrainConfig),
+        ("reader", reader, ReaderConfig),
+    ]:
+        if not isinstance(value, kind):
+            raise TypeError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+    final_only = dataclasses.replace(training, checkpoints=(), log_every=TrainConfig.log_every)
+    return task, model, final_only, seeds, reader, device
 
 
 def dense_study(
@@ -22,16 +82,21 @@ def dense_study(
     seeds: Sequence[int],
     task_seeds: Sequence[int] = (0,),
     reader: ReaderConfig = ReaderConfig(),
+    *,
+    device: str = "cpu",
+    progress: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Train ``len(seeds)`` networks on each task drawn with ``task_seeds`` (``task.seed`` is
-    replaced) and summarize every trained network: {name: [len(task_seeds) * len(seeds)]}."""
-    if len(task_seeds) == 0:
-        raise ValueError("task_seeds must hold at least one seed")
+    replaced) and summarize every trained network: {name: [len(task_seeds) * len(seeds)]}.
+
+    Each task seed is one ``dense_unit``, read from the results store when it is there.
+    ``progress``: a progress bar over task seeds (off by default: chapters are compared
+    with their reference outputs)."""
+    task_seeds = check_seeds("task_seeds", task_seeds)
     parts = []
-    for task_seed in task_seeds:
-        drawn = build_task(dataclasses.replace(task, seed=task_seed))
-        run = train(drawn, model, training, seeds)
-        parts.append(summarize(run.final, drawn, reader))
+    for task_seed in tqdm(task_seeds, disable=not progress, desc="dense_study"):
+        one = dataclasses.replace(task, seed=task_seed)
+        parts.append(dense_unit(*unit_arguments(one, model, training, seeds, reader, device)))
     return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
 
 

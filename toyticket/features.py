@@ -106,6 +106,13 @@ def location_fates(
     return {"proximal": near, "final": code, "precursor": near & code, "rejected": near & ~code}
 
 
+def supported(mask_W1: torch.Tensor, task: Task) -> torch.Tensor:
+    """Bool [S, h, m]: the mask keeps all k weights of row r on clause c's variables, so a code
+    of c on r is possible at all in the masked network."""
+    _check_width(mask_W1, task)
+    return mask_W1.bool()[..., task.variables].all(-1)
+
+
 def clause_overlap(task: Task) -> dict[str, torch.Tensor]:
     """Integer [m, m] counts of shared variables between clauses: with the same polarity
     (``same``) and with opposite polarity (``opposite``, clauses that can never hold together).

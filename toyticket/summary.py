@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from toyticket.features import ReaderConfig, channels
+from toyticket.features import ReaderConfig, channels, supported
 from toyticket.metrics import evaluate, linearization_test, trivial_accuracy
 from toyticket.model import Masks, Params
 from toyticket.tasks import Task
@@ -19,7 +19,8 @@ def summarize(
     predictor (``trivial_accuracy``), the linearization test (``linear_bit_accuracy``,
     ``linear_exact_outputs``), and the fractions of clauses with an aligned code
     (``aligned_clauses``), a serving row (``serving_clauses``), a selective serving row
-    (``selective_clauses``) and a channel that carries them (``carried_clauses``); the fraction
+    (``selective_clauses``) and a channel that carries them (``carried_clauses``), and whose
+    code the mask allows on some row (``supported_clauses``; 1 without masks); the fraction
     of rows that serve two or more clauses (``shared_rows``), the mean selectivity of serving
     rows (``row_selectivity``) and the mean firing rate of aligned rows (``aligned_firing``).
     """
@@ -29,6 +30,10 @@ def summarize(
     S, h = ch["aligned"].shape[:2]
     serving_rows = ch["serving"].any(-1)
     aligned_rows = ch["aligned"].any(-1)
+    if masks and "W1" in masks:
+        supported_clauses = supported(masks["W1"], task).any(1).float().mean(-1)
+    else:
+        supported_clauses = torch.ones(S)
     return {
         "bit_accuracy": scores["bit_accuracy"],
         "balanced_accuracy": scores["balanced_accuracy"],
@@ -40,6 +45,7 @@ def summarize(
         "serving_clauses": ch["serving"].any(1).float().mean(-1),
         "selective_clauses": ch["selective"].any(1).float().mean(-1),
         "carried_clauses": ch["carries"].float().mean(-1),
+        "supported_clauses": supported_clauses,
         "shared_rows": ch["shared_rows"].float() / h,
         "row_selectivity": _masked_mean(ch["selectivity"], serving_rows),
         "aligned_firing": _masked_mean(ch["firing_rate"], aligned_rows),

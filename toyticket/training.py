@@ -20,7 +20,14 @@ from tqdm.auto import tqdm
 
 from toyticket.model import Masks, ModelConfig, Params, apply_masks, init_params
 from toyticket.tasks import Task
-from toyticket.validation import check_choice, check_float, check_int, check_seeds, check_steps
+from toyticket.validation import (
+    check_choice,
+    check_device,
+    check_float,
+    check_int,
+    check_seeds,
+    check_steps,
+)
 
 OPTIMIZERS = ("adam", "sgd")
 _CHUNK_FLOATS = 2**18  # ~1 MiB of activations per chunk of lanes: stays in L2 cache
@@ -79,6 +86,25 @@ class Run:
     def final(self) -> Params:
         return self.checkpoints[max(self.checkpoints)]
 
+    def to_dict(self) -> dict:
+        """Plain tensors, lists and dicts (what the results store saves); see ``from_dict``."""
+        return {
+            "seeds": list(self.seeds),
+            "checkpoints": {int(t): dict(p) for t, p in self.checkpoints.items()},
+            "history": dict(self.history),
+            "masks": None if self.masks is None else dict(self.masks),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Run:
+        """The ``Run`` that ``to_dict`` described."""
+        return cls(
+            seeds=tuple(int(s) for s in data["seeds"]),
+            checkpoints={int(t): dict(p) for t, p in data["checkpoints"].items()},
+            history=dict(data["history"]),
+            masks=None if data["masks"] is None else dict(data["masks"]),
+        )
+
 
 def train(
     task: Task,
@@ -89,19 +115,23 @@ def train(
     masks: Masks | None = None,
     init: Params | None = None,
     progress: bool = False,
+    device: str = "cpu",
 ) -> Run:
     """Train one network per lane on the task's truth table.
 
     ``init``: starting parameters [S, ...] (default: ``init_params`` from ``seeds``; rewinding
     passes the rewound weights here). ``masks``: 0/1 tensors for "W1" and optionally "W2";
-    masked weights are zero from the start and stay exactly zero."""
+    masked weights are zero from the start and stay exactly zero. ``device``: where the
+    computation runs ("cpu", "cuda", "cuda:1", "mps"); the returned ``Run`` is on the CPU.
+    Results on another device agree with the CPU's to float32 rounding, not bitwise."""
     seeds = check_seeds("seeds", seeds)
-    X, Y = task.truth_table()
-    w = task.input_weights().float()
+    dev = torch.device(check_device("device", device))
+    X, Y = (t.to(dev) for t in task.truth_table())
+    w = task.input_weights().float().to(dev)
     params = init_params(task.n_vars, task.n_outputs, model, seeds) if init is None else init
-    params = {name: p.detach().clone().float() for name, p in params.items()}
+    params = {name: p.detach().to(dev, torch.float32, copy=True) for name, p in params.items()}
     _check_ensemble(params, masks, len(seeds), task, model)
-    masks = {name: m.float() for name, m in (masks or {}).items()}
+    masks = {name: m.to(dev, torch.float32) for name, m in (masks or {}).items()}
     params = apply_masks(params, masks)
 
     optimizer = _make_optimizer(training, params)
@@ -126,9 +156,10 @@ def train(
             checkpoints[step + 1] = _copy(params)
     history = {
         "step": torch.tensor(steps),
-        "loss": torch.stack(losses),
-        "accuracy": torch.stack(accuracies),
+        "loss": torch.stack(losses).cpu(),
+        "accuracy": torch.stack(accuracies).cpu(),
     }
+    masks = {name: m.cpu() for name, m in masks.items()}
     return Run(seeds=seeds, checkpoints=checkpoints, history=history, masks=masks or None)
 
 
@@ -144,12 +175,14 @@ def loss_and_grads(
 ) -> tuple[torch.Tensor | None, Params, torch.Tensor | None]:
     """Gradients of every lane's loss (masked entries exactly zero) and, with ``with_metrics``,
     the per-lane loss [S] and input-weighted bit accuracy [S] (else None: the loss itself is
-    not needed for a step). Lanes are processed in cache-sized chunks."""
+    not needed for a step). On the CPU, lanes are processed in cache-sized chunks; on other
+    devices all at once."""
     S, h = params["W1"].shape[:2]
-    X, Y, w = (t.to(params["W1"].dtype) for t in (X, Y, w))
-    chunk = max(1, _CHUNK_FLOATS // (X.shape[0] * h))
-    loss = torch.empty(S) if with_metrics else None
-    correct = torch.empty(S) if with_metrics else None
+    dev = params["W1"].device
+    X, Y, w = (t.to(dev, params["W1"].dtype) for t in (X, Y, w))
+    chunk = max(1, _CHUNK_FLOATS // (X.shape[0] * h)) if dev.type == "cpu" else S
+    loss = torch.empty(S, device=dev) if with_metrics else None
+    correct = torch.empty(S, device=dev) if with_metrics else None
     grads = {name: torch.empty_like(p) for name, p in params.items()}
     eff = apply_masks(params, masks)
     XT, YT = X.T.contiguous(), Y.T.contiguous()  # feature-major: see _chunk_loss_and_grads
@@ -240,7 +273,8 @@ def _make_optimizer(training: TrainConfig, params: Params) -> _Adam | _SGD:
 
 
 def _copy(params: Params) -> Params:
-    return {name: p.clone() for name, p in params.items()}
+    """A CPU copy of the parameters (a checkpoint)."""
+    return {name: p.detach().to("cpu", copy=True) for name, p in params.items()}
 
 
 def _check_ensemble(

@@ -78,3 +78,44 @@ def _interval(low: int | None, high: int | None) -> str:
     if low is None:
         return f"<= {high}"
     return f"[{low}, {high}]"
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_device(name: str, value: object) -> str:
+    """``value`` must name an available torch device ("cpu", "cuda", "cuda:1", "mps")."""
+    import torch
+
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{name} must be a device name such as 'cpu' or 'cuda', got {value!r} "
+            f"({type(value).__name__})"
+        )
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in DEVICE_TYPES:
+        raise ValueError(f"{name}={value!r} is not a device: choose one of {_available()}")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise ValueError(
+                f"{name}={value!r} is not available here: choose one of {_available()}"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name}={value!r} is not available here: choose one of {_available()}")
+    return value
+
+
+def _available() -> tuple[str, ...]:
+    """The devices this machine offers."""
+    import torch
+
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        names.append("mps")
+    return tuple(names)

@@ -1,0 +1,308 @@
+"""Lottery tickets: prune, rewind, retrain; the controls that define a ticket; and the
+weight-based discovery methods, all retrained identically and batched.
+
+Protocol (Frankle and Carbin 2019; late rewinding: Frankle et al. 2020):
+- IMP trains the dense network, removes ``fraction`` of the remaining prunable weights with
+  the smallest magnitude, rewinds the survivors to theta_k (k = ``rewind_step``; 0 is the
+  initialization) and retrains with a fresh optimizer for ``steps - k`` steps, so every network
+  sees the dense budget counted from initialization; then repeats on the survivors.
+- Controls at every sparsity: the same mask from a fresh initialization (``reinit``), and a random
+  mask with the same per-layer sparsity from the same rewound weights (``random``).
+- Other methods produce a mask at each requested sparsity (from theta_0, or from the dense end
+  weights for ``oneshot``); the mask is then retrained exactly like an IMP ticket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from toyticket.features import ReaderConfig
+from toyticket.model import Masks, ModelConfig, Params, concat_lanes, init_params
+from toyticket.pruning import SCOPES, mask_from_scores, score_weights
+from toyticket.stats import mean_ci
+from toyticket.store import stored
+from toyticket.summary import summarize
+from toyticket.tasks import Task
+from toyticket.training import Run, TrainConfig, train
+from toyticket.validation import check_choice, check_float, check_int
+
+DISCOVERY_METHODS = ("imp", "oneshot", "magnitude_init", "snip", "grasp", "synflow", "random")
+REINIT_OFFSET = 1_000_003  # seeds of fresh initializations: far from any network seed
+
+
+@dataclass(frozen=True)
+class PruningConfig:
+    """How tickets are cut. ``rounds`` IMP rounds of ``fraction`` each give the sparsity ladder
+    1 - (1 - fraction)**r, r = 1..rounds. Masks apply to W1 (and W2 with ``prune_output``),
+    per layer (``scope="layer"``) or over both layers (``"global"``); biases are never pruned."""
+
+    fraction: float = 0.2
+    rounds: int = 10
+    scope: str = "layer"
+    prune_output: bool = False
+    rewind_step: int = 0
+
+    def __post_init__(self) -> None:
+        check_float("fraction", self.fraction, 0.0, 1.0, low_open=True, high_open=True)
+        check_int("rounds", self.rounds, 1, 100)
+        check_choice("scope", self.scope, SCOPES)
+        if not isinstance(self.prune_output, bool):
+            raise TypeError(f"prune_output must be True or False, got {self.prune_output!r}")
+        check_int("rewind_step", self.rewind_step, 0)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return ("W1", "W2") if self.prune_output else ("W1",)
+
+    @property
+    def sparsities(self) -> tuple[float, ...]:
+        """The ladder, level 1 to ``rounds``."""
+        return tuple(1 - (1 - self.fraction) ** r for r in range(1, self.rounds + 1))
+
+
+@dataclass
+class Ladder:
+    """An IMP run: ``sparsities[r]``, ``masks[r]`` and the training ``runs[r]`` at level r
+    (level 0: the dense network, all-ones masks). ``rewind``: the weights survivors rewind to."""
+
+    sparsities: tuple[float, ...]
+    masks: list[Masks]
+    runs: list[Run]
+    rewind: Params
+
+    @property
+    def dense(self) -> Run:
+        return self.runs[0]
+
+
+def retraining(training: TrainConfig, rewind_step: int) -> TrainConfig:
+    """The budget of a network rewound to step k: the remaining ``steps - k`` steps, with
+    checkpoints counted from the rewind point."""
+    if rewind_step >= training.steps:
+        raise ValueError(
+            f"rewind_step={rewind_step} must be below the training steps ({training.steps})"
+        )
+    return dataclasses.replace(
+        training,
+        steps=training.steps - rewind_step,
+        checkpoints=tuple(c - rewind_step for c in training.checkpoints if c > rewind_step),
+    )
+
+
+def imp(
+    task: Task,
+    model: ModelConfig,
+    training: TrainConfig,
+    seeds: Sequence[int],
+    pruning: PruningConfig = PruningConfig(),
+) -> Ladder:
+    """Iterative magnitude pruning with rewinding; all seeds of a level train as one batch."""
+    k = pruning.rewind_step
+    dense_cfg = dataclasses.replace(training, checkpoints=(*training.checkpoints, k))
+    dense = train(task, model, dense_cfg, seeds)
+    rewind = dense.checkpoints[k]
+    masks = {n: torch.ones_like(rewind[n], dtype=torch.bool) for n in pruning.names}
+    ladder = Ladder(sparsities=(0.0,), masks=[masks], runs=[dense], rewind=rewind)
+    for sparsity in pruning.sparsities:
+        scores = score_weights("magnitude", ladder.runs[-1].final, task, names=pruning.names)
+        masks = mask_from_scores(scores, sparsity, pruning.scope, previous=masks)
+        run = train(task, model, retraining(training, k), seeds, masks=_float(masks), init=rewind)
+        ladder.sparsities += (sparsity,)
+        ladder.masks.append(masks)
+        ladder.runs.append(run)
+    return ladder
+
+
+def discover(
+    method: str,
+    task: Task,
+    sparsity: float,
+    pruning: PruningConfig,
+    seeds: Sequence[int],
+    *,
+    ladder: Ladder,
+) -> Masks:
+    """The mask a discovery method picks at ``sparsity`` (a level of the ladder for IMP).
+
+    Scores are taken at the rewound weights, except ``oneshot`` (the dense end weights)."""
+    check_choice("method", method, DISCOVERY_METHODS)
+    names = pruning.names
+    if method == "imp":
+        level = _level(ladder, sparsity)
+        return ladder.masks[level]
+    if method == "oneshot":
+        scores = score_weights("magnitude", ladder.dense.final, task, names=names)
+    elif method == "magnitude_init":
+        scores = score_weights("magnitude", ladder.rewind, task, names=names)
+    elif method == "random":
+        scores = score_weights(
+            "random", ladder.rewind, task, names=names, seeds=_random_seeds(seeds)
+        )
+    elif method == "synflow":
+        scores = score_weights(
+            "synflow", ladder.rewind, task, names=names, sparsity=sparsity, scope=pruning.scope
+        )
+    else:
+        scores = score_weights(method, ladder.rewind, task, names=names)
+    return mask_from_scores(scores, sparsity, pruning.scope)
+
+
+def retrain_many(
+    task: Task,
+    model: ModelConfig,
+    training: TrainConfig,
+    masks: Sequence[Masks],
+    inits: Sequence[Params],
+    seeds: Sequence[int],
+) -> list[Run]:
+    """Retrain several (mask, initialization) ensembles of ``len(seeds)`` lanes each as ONE
+    batched computation, and split the result back into one ``Run`` per ensemble."""
+    if len(masks) != len(inits) or not masks:
+        raise ValueError(f"need as many masks as inits (got {len(masks)} and {len(inits)})")
+    S = len(seeds)
+    names = list(masks[0])
+    stacked = {n: torch.cat([_float(m)[n] for m in masks]) for n in names}
+    run = train(
+        task, model, training, list(seeds) * len(masks), masks=stacked, init=concat_lanes(inits)
+    )
+    return [_lanes(run, slice(i * S, (i + 1) * S)) for i in range(len(masks))]
+
+
+# The modules whose code determines a ticket study (its store version hashes their source).
+TICKET_CODE = (
+    "toyticket.tasks",
+    "toyticket.model",
+    "toyticket.training",
+    "toyticket.metrics",
+    "toyticket.features",
+    "toyticket.summary",
+    "toyticket.pruning",
+    __name__,
+)
+
+
+@stored("ticket_study", code=TICKET_CODE)
+def ticket_study(
+    task: Task,
+    model: ModelConfig,
+    training: TrainConfig,
+    seeds: Sequence[int],
+    pruning: PruningConfig = PruningConfig(),
+    methods: Sequence[str] = ("imp",),
+    reader: ReaderConfig = ReaderConfig(),
+) -> dict[str, dict[str, torch.Tensor]]:
+    """IMP, its two controls and the given discovery methods at every sparsity of the ladder.
+
+    Returns {row: {summary name: [levels, S]}} with rows "dense" (level 0 repeated), "imp",
+    "reinit" (the IMP mask from a fresh initialization), "random" (a random mask of the same
+    per-layer sparsity) and one per other method; and a row "sparsity" holding
+    {"sparsity": [levels]}. Every network of the controls and methods (levels x seeds x rows)
+    is retrained in one batched computation. Results are kept in the results store."""
+    for method in methods:
+        check_choice("methods entry", method, DISCOVERY_METHODS)
+    ladder = imp(task, model, training, seeds, pruning)
+    levels = range(1, len(ladder.sparsities))
+    fresh = init_params(task.n_vars, task.n_outputs, model, [s + REINIT_OFFSET for s in seeds])
+    if pruning.rewind_step:
+        # a fresh network rewound the same way: trained densely for k steps from a new init
+        short = dataclasses.replace(training, steps=pruning.rewind_step, checkpoints=())
+        fresh = train(task, model, short, [s + REINIT_OFFSET for s in seeds], init=fresh).final
+
+    jobs: list[tuple[str, Masks, Params]] = []
+    for r in levels:
+        jobs.append(("reinit", ladder.masks[r], fresh))
+        random_mask = discover("random", task, ladder.sparsities[r], pruning, seeds, ladder=ladder)
+        jobs.append(("random", random_mask, ladder.rewind))
+        for method in methods:
+            if method not in ("imp", "random"):  # both are computed anyway
+                mask = discover(method, task, ladder.sparsities[r], pruning, seeds, ladder=ladder)
+                jobs.append((method, mask, ladder.rewind))
+    runs = retrain_many(
+        task,
+        model,
+        retraining(training, pruning.rewind_step),
+        [m for _, m, _ in jobs],
+        [i for _, _, i in jobs],
+        seeds,
+    )
+
+    def summary(run: Run, masks: Masks | None) -> dict[str, torch.Tensor]:
+        return summarize(run.final, task, reader, _float(masks) if masks else None)
+
+    rows: dict[str, list[dict[str, torch.Tensor]]] = {"dense": [], "imp": []}
+    dense = summary(ladder.dense, None)
+    for r in levels:
+        rows["dense"].append(dense)
+        rows["imp"].append(summary(ladder.runs[r], ladder.masks[r]))
+    for (name, mask, _), run in zip(jobs, runs, strict=True):
+        rows.setdefault(name, []).append(summary(run, mask))
+    out = {
+        row: {k: torch.stack([entry[k] for entry in entries]) for k in entries[0]}
+        for row, entries in rows.items()
+    }
+    out["sparsity"] = {"sparsity": torch.tensor(ladder.sparsities[1:])}
+    return out
+
+
+def _level(ladder: Ladder, sparsity: float) -> int:
+    for level, s in enumerate(ladder.sparsities):
+        if abs(s - sparsity) < 1e-9:
+            return level
+    raise ValueError(f"sparsity={sparsity} is not a level of the IMP ladder {ladder.sparsities}")
+
+
+def _random_seeds(seeds: Sequence[int]) -> list[int]:
+    return [s + 2 * REINIT_OFFSET for s in seeds]
+
+
+def _float(masks: Masks) -> Masks:
+    return {n: m.float() for n, m in masks.items()}
+
+
+def _lanes(run: Run, lanes: slice) -> Run:
+    return Run(
+        seeds=run.seeds[lanes],
+        checkpoints={t: {n: p[lanes] for n, p in ps.items()} for t, ps in run.checkpoints.items()},
+        history={k: (v if k == "step" else v[:, lanes]) for k, v in run.history.items()},
+        masks={n: m[lanes] for n, m in run.masks.items()} if run.masks else None,
+    )
+
+
+def assess_tickets(
+    study: dict[str, dict[str, torch.Tensor]], tolerance: float = 0.01, metric: str = "bit_accuracy"
+) -> dict[str, torch.Tensor]:
+    """The book's verdict on IMP tickets at each level of a ``ticket_study``, from paired
+    differences over seeds (same seed, same initialization):
+
+    - ``matches`` [levels]: mean of (ticket - dense) >= -tolerance: the ticket wins;
+    - ``winning_up_to``: the largest sparsity up to which every level matches (0.0 if none);
+    - ``beats_controls`` [levels]: the 95% intervals of (ticket - reinit) and of
+      (ticket - random) both lie above zero;
+    - ``controls_match`` [levels]: a control matches dense too (then the level says little
+      about the ticket: any subnetwork of that size would do);
+    - gaps as (mean, low, high) [levels, 3]: ``gap_dense``, ``gap_reinit``, ``gap_random``."""
+    check_float("tolerance", tolerance, 0.0, 1.0)
+    ticket, dense = study["imp"][metric], study["dense"][metric]
+    gaps = {
+        f"gap_{control}": torch.stack(mean_ci(ticket - study[control][metric]), -1)
+        for control in ("dense", "reinit", "random")
+    }
+    matches = gaps["gap_dense"][:, 0] >= -tolerance
+    controls_match = torch.stack(
+        [(study[c][metric] - dense).mean(-1) >= -tolerance for c in ("reinit", "random")]
+    ).any(0)
+    beats = (gaps["gap_reinit"][:, 1] > 0) & (gaps["gap_random"][:, 1] > 0)
+    sparsity = study["sparsity"]["sparsity"]
+    prefix = torch.cumprod(matches.long(), 0).bool()
+    winning_up_to = sparsity[prefix].max() if prefix.any() else torch.tensor(0.0)
+    return {
+        **gaps,
+        "matches": matches,
+        "beats_controls": beats,
+        "controls_match": controls_match,
+        "winning_up_to": winning_up_to,
+    }
