@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 from toyticket.features import ReaderConfig
 from toyticket.model import Masks, ModelConfig, Params, concat_lanes, init_params
@@ -99,15 +100,18 @@ def imp(
     training: TrainConfig,
     seeds: Sequence[int],
     pruning: PruningConfig = PruningConfig(),
+    *,
+    progress: bool = False,
 ) -> Ladder:
-    """Iterative magnitude pruning with rewinding; all seeds of a level train as one batch."""
+    """Iterative magnitude pruning with rewinding; all seeds of a level train as one batch.
+    ``progress``: a progress bar over the rounds."""
     k = pruning.rewind_step
     dense_cfg = dataclasses.replace(training, checkpoints=(*training.checkpoints, k))
     dense = train(task, model, dense_cfg, seeds)
     rewind = dense.checkpoints[k]
     masks = {n: torch.ones_like(rewind[n], dtype=torch.bool) for n in pruning.names}
     ladder = Ladder(sparsities=(0.0,), masks=[masks], runs=[dense], rewind=rewind)
-    for sparsity in pruning.sparsities:
+    for sparsity in tqdm(pruning.sparsities, disable=not progress, desc="IMP rounds"):
         scores = score_weights("magnitude", ladder.runs[-1].final, task, names=pruning.names)
         masks = mask_from_scores(scores, sparsity, pruning.scope, previous=masks)
         run = train(task, model, retraining(training, k), seeds, masks=_float(masks), init=rewind)
@@ -194,6 +198,8 @@ def ticket_study(
     pruning: PruningConfig = PruningConfig(),
     methods: Sequence[str] = ("imp",),
     reader: ReaderConfig = ReaderConfig(),
+    *,
+    progress: bool = False,
 ) -> dict[str, dict[str, torch.Tensor]]:
     """IMP, its two controls and the given discovery methods at every sparsity of the ladder.
 
@@ -201,10 +207,11 @@ def ticket_study(
     "reinit" (the IMP mask from a fresh initialization), "random" (a random mask of the same
     per-layer sparsity) and one per other method; and a row "sparsity" holding
     {"sparsity": [levels]}. Every network of the controls and methods (levels x seeds x rows)
-    is retrained in one batched computation. Results are kept in the results store."""
+    is retrained in one batched computation. Results are kept in the results store.
+    ``progress``: progress bars (off by default: chapters compare their outputs)."""
     for method in methods:
         check_choice("methods entry", method, DISCOVERY_METHODS)
-    ladder = imp(task, model, training, seeds, pruning)
+    ladder = imp(task, model, training, seeds, pruning, progress=progress)
     levels = range(1, len(ladder.sparsities))
     fresh = init_params(task.n_vars, task.n_outputs, model, [s + REINIT_OFFSET for s in seeds])
     if pruning.rewind_step:

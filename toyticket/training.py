@@ -177,80 +177,124 @@ def loss_and_grads(
     the per-lane loss [S] and input-weighted bit accuracy [S] (else None: the loss itself is
     not needed for a step). On the CPU, lanes are processed in cache-sized chunks; on other
     devices all at once."""
-    S, h = params["W1"].shape[:2]
-    dev = params["W1"].device
-    X, Y, w = (t.to(dev, params["W1"].dtype) for t in (X, Y, w))
-    chunk = max(1, _CHUNK_FLOATS // (X.shape[0] * h)) if dev.type == "cpu" else S
+    S, h, n = params["W1"].shape
+    n_out = params["W2"].shape[1]
+    dev, dtype = params["W1"].device, params["W1"].dtype
+    data = _Data(*(t.to(dev, dtype) for t in (X, Y, w)))
+    N = data.Xa.shape[0]
+    eff = apply_masks(params, masks)
+    # b1 is folded into the first layer: W1a = [W1 | b1] acts on inputs with a constant 1
+    # appended, so one matmul gives W1 x + b1 and one gives both gradients (dpre [X | 1]).
+    W1a = torch.cat([eff["W1"], eff["b1"][:, :, None]], 2)  # [S, h, n + 1]
+    gW1a = torch.empty_like(W1a)
+    grads = {
+        "W1": gW1a[:, :, :n],
+        "b1": gW1a[:, :, n],
+        "W2": torch.empty_like(eff["W2"]),
+        "b2": torch.empty_like(eff["b2"]),
+    }
     loss = torch.empty(S, device=dev) if with_metrics else None
     correct = torch.empty(S, device=dev) if with_metrics else None
-    grads = {name: torch.empty_like(p) for name, p in params.items()}
-    eff = apply_masks(params, masks)
-    XT, YT = X.T.contiguous(), Y.T.contiguous()  # feature-major: see _chunk_loss_and_grads
+    chunk = max(1, _CHUNK_FLOATS // (N * h)) if dev.type == "cpu" else S
+    # Activation buffers, allocated once and reused by every chunk (fresh ones per chunk
+    # would page-fault): pre/A and dA/dpre [c, h, N], logits Z and dL/dZ G [c, out, N].
+    pre, dA = (torch.empty(min(S, chunk), h, N, device=dev, dtype=dtype) for _ in range(2))
+    Z, G = (torch.empty(min(S, chunk), n_out, N, device=dev, dtype=dtype) for _ in range(2))
     for lo in range(0, S, chunk):
-        lanes = slice(lo, min(S, lo + chunk))
-        part = {name: p[lanes] for name, p in eff.items()}
-        out = _chunk_loss_and_grads(part, X, XT, YT, w, activation_penalty, with_metrics)
-        for name in grads:
-            grads[name][lanes] = out[1][name]
+        c, lanes = min(S - lo, chunk), slice(lo, min(S, lo + chunk))
+        out = _chunk_loss_and_grads(
+            W1a[lanes],
+            eff["W2"][lanes],
+            eff["b2"][lanes],
+            data,
+            activation_penalty,
+            with_metrics,
+            buffers=(pre[:c], dA[:c], Z[:c], G[:c]),
+            grads=(gW1a[lanes], grads["W2"][lanes], grads["b2"][lanes]),
+        )
         if with_metrics:
-            loss[lanes], correct[lanes] = out[0], out[2]
+            loss[lanes], correct[lanes] = out
     for name, m in (masks or {}).items():
         grads[name].mul_(m)
     return loss, grads, correct
 
 
+class _Data:
+    """The truth table in the layouts the chunks use: Xa = [X | 1] [N, n + 1] and its
+    transpose, and the targets feature-major, YT [out, N]; wo = w / out, the per-sample weight
+    averaged over outputs."""
+
+    def __init__(self, X: torch.Tensor, Y: torch.Tensor, w: torch.Tensor) -> None:
+        self.Xa = torch.cat([X, X.new_ones(X.shape[0], 1)], 1)
+        self.XaT = self.Xa.T.contiguous()
+        self.YT = Y.T.contiguous()
+        self.w, self.wo = w, w / Y.shape[1]
+
+
 def _chunk_loss_and_grads(
-    p: Params,
-    X: torch.Tensor,
-    XT: torch.Tensor,
-    YT: torch.Tensor,
-    w: torch.Tensor,
+    W1a: torch.Tensor,
+    W2: torch.Tensor,
+    b2: torch.Tensor,
+    data: _Data,
     activation_penalty: float,
     with_metrics: bool,
-) -> tuple[torch.Tensor | None, Params, torch.Tensor | None]:
-    # Feature-major layout ([S, h, N], [S, out, N]): the long sample axis is innermost, so
-    # every elementwise pass is contiguous and vectorizes.
-    n_out, h = p["W2"].shape[1], p["W1"].shape[1]
-    pre = torch.matmul(p["W1"], XT).add_(p["b1"][:, :, None])  # [S, h, N]
+    *,
+    buffers: tuple[torch.Tensor, ...],
+    grads: tuple[torch.Tensor, ...],
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Forward and backward of c lanes, the gradients written into ``grads`` (dW1a, dW2, db2).
+
+    Feature-major layout ([c, h, N], [c, out, N]): the long sample axis is innermost, so every
+    elementwise pass is contiguous and vectorizes. The passes run in place in ``buffers``."""
+    c, h, n1 = W1a.shape
+    N = data.XaT.shape[1]
+    pre, dA, Z, G = buffers
+    gW1a, gW2, gb2 = grads
+    torch.mm(W1a.reshape(c * h, n1), data.XaT, out=pre.view(c * h, N))  # W1 x + b1
     A = pre.clamp_min_(0)
-    Z = torch.matmul(p["W2"], A).add_(p["b2"][:, :, None])  # [S, out, N]
-    wo = w / n_out  # per-sample weight, averaged over outputs
-    G = torch.sigmoid(Z).sub_(YT).mul_(wo)  # dL/dZ
-    dA = torch.matmul(p["W2"].transpose(1, 2), G)  # [S, h, N]
+    torch.bmm(W2, A, out=Z).add_(b2[:, :, None])  # logits (bmm + add_: faster than baddbmm)
+    torch.sigmoid(Z, out=G).sub_(data.YT).mul_(data.wo)  # G = dL/dZ
+    torch.bmm(W2.transpose(1, 2), G, out=dA)  # dL/dA
     if activation_penalty:
-        dA.add_(w, alpha=activation_penalty / h)
-    dpre = torch.ops.aten.threshold_backward(dA, A, 0.0)
-    grads = {
-        "W1": torch.matmul(dpre, X),
-        "b1": dpre.sum(2),
-        "W2": torch.matmul(G, A.transpose(1, 2)),
-        "b2": G.sum(2),
-    }
+        dA.add_(data.w, alpha=activation_penalty / h)
+    # dL/dpre = dL/dA where pre > 0, else 0 (written over dA)
+    dpre = torch.ops.aten.threshold_backward.grad_input(dA, A, 0.0, grad_input=dA)
+    torch.mm(dpre.view(c * h, N), data.Xa, out=gW1a.view(c * h, n1))  # [dW1 | db1]
+    torch.bmm(G, A.transpose(1, 2), out=gW2)
+    torch.sum(G, 2, out=gb2)
     if not with_metrics:
-        return None, grads, None
+        return None
+    YT, wo = data.YT, data.wo
     loss = ((F.softplus(Z) - Z * YT) * wo).sum((1, 2))  # binary cross-entropy with logits
     if activation_penalty:
-        loss += activation_penalty / h * (A * w).sum((1, 2))
+        loss += activation_penalty / h * (A * data.w).sum((1, 2))
     correct = (((Z > 0) == YT.bool()).float() * wo).sum((1, 2))
-    return loss, grads, correct
+    return loss, correct
 
 
 class _Adam:
-    """Adam (Kingma and Ba), elementwise, PyTorch's defaults (betas 0.9/0.999, eps 1e-8)."""
+    """Adam (Kingma and Ba), elementwise, PyTorch's defaults (betas 0.9/0.999, eps 1e-8).
+
+    The moments live in flat buffers (all parameters concatenated), so a step is a handful of
+    whole-ensemble operations instead of a handful per parameter tensor."""
 
     def __init__(self, lr: float, params: Params) -> None:
         self.lr, self.t = lr, 0
-        self.m = {k: torch.zeros_like(p) for k, p in params.items()}
-        self.v = {k: torch.zeros_like(p) for k, p in params.items()}
+        total = sum(p.numel() for p in params.values())
+        p0 = next(iter(params.values()))
+        self.m = torch.zeros(total, device=p0.device, dtype=p0.dtype)
+        self.v = torch.zeros_like(self.m)
 
     def step(self, params: Params, grads: Params) -> None:
         self.t += 1
         b1, b2, eps = 0.9, 0.999, 1e-8
-        for k, g in grads.items():
-            self.m[k].mul_(b1).add_(g, alpha=1 - b1)
-            self.v[k].mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (self.v[k] / (1 - b2**self.t)).sqrt_().add_(eps)
-            params[k].addcdiv_(self.m[k], denom, value=-self.lr / (1 - b1**self.t))
+        g = torch.cat([grads[k].reshape(-1) for k in params])
+        self.m.mul_(b1).add_(g, alpha=1 - b1)
+        self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        update = torch.div(self.m, (self.v / (1 - b2**self.t)).sqrt_().add_(eps))
+        parts = update.split([p.numel() for p in params.values()])
+        updates = [u.view_as(p) for u, p in zip(parts, params.values(), strict=True)]
+        torch._foreach_add_(list(params.values()), updates, alpha=-self.lr / (1 - b1**self.t))
 
 
 class _SGD:
