@@ -15,21 +15,13 @@ from tqdm.auto import tqdm
 from toyticket.features import ReaderConfig
 from toyticket.model import ModelConfig
 from toyticket.store import stored
-from toyticket.summary import summarize
+from toyticket.summary import SUMMARY_CODE, summarize
 from toyticket.tasks import Task, TaskConfig, build_task
 from toyticket.training import Run, TrainConfig, train
 from toyticket.validation import check_device, check_seeds
 
 # The modules whose code determines a dense unit (its store version hashes their source).
-DENSE_CODE = (
-    "toyticket.tasks",
-    "toyticket.model",
-    "toyticket.training",
-    "toyticket.metrics",
-    "toyticket.features",
-    "toyticket.summary",
-    __name__,
-)
+DENSE_CODE = (*SUMMARY_CODE, __name__)
 
 
 @stored("dense_unit", code=DENSE_CODE)

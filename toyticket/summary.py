@@ -9,6 +9,17 @@ from toyticket.metrics import evaluate, linearization_test, trivial_accuracy
 from toyticket.model import Masks, Params
 from toyticket.tasks import Task
 
+# The modules whose code determines a trained and summarized ensemble: stored studies list
+# them (plus their own) as their code version (see ``toyticket.store``).
+SUMMARY_CODE = (
+    "toyticket.tasks",
+    "toyticket.model",
+    "toyticket.training",
+    "toyticket.metrics",
+    "toyticket.features",
+    "toyticket.summary",
+)
+
 
 def summarize(
     params: Params, task: Task, reader: ReaderConfig = ReaderConfig(), masks: Masks | None = None

@@ -26,7 +26,7 @@ from toyticket.model import Masks, ModelConfig, Params, concat_lanes, init_param
 from toyticket.pruning import SCOPES, mask_from_scores, score_weights
 from toyticket.stats import mean_ci
 from toyticket.store import stored
-from toyticket.summary import summarize
+from toyticket.summary import SUMMARY_CODE, summarize
 from toyticket.tasks import Task
 from toyticket.training import Run, TrainConfig, train
 from toyticket.validation import check_choice, check_float, check_int
@@ -177,16 +177,7 @@ def retrain_many(
 
 
 # The modules whose code determines a ticket study (its store version hashes their source).
-TICKET_CODE = (
-    "toyticket.tasks",
-    "toyticket.model",
-    "toyticket.training",
-    "toyticket.metrics",
-    "toyticket.features",
-    "toyticket.summary",
-    "toyticket.pruning",
-    __name__,
-)
+TICKET_CODE = (*SUMMARY_CODE, "toyticket.pruning", __name__)
 
 
 @stored("ticket_study", code=TICKET_CODE)
