@@ -16,7 +16,7 @@ import yaml
 import toyticket as tt
 from toyticket import store as st
 
-# `toyticket.sweep` is the function tt.sweep; the module is here:
+# the module (tt.run_sweep is its entry point from Python):
 sweep_module = importlib.import_module("toyticket.sweep")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ def _reference(monkeypatch) -> list[dict]:
     """The grid's results from the plain loop with the store off (then back on)."""
     before = os.environ[st.STORE_ENV]
     monkeypatch.setenv(st.STORE_ENV, "off")
-    results = [r.result for r in tt.sweep(GRID)]
+    results = [r.result for r in tt.run_sweep(GRID)]
     monkeypatch.setenv(st.STORE_ENV, before)
     return results
 
@@ -63,7 +63,7 @@ def test_grid_points_are_the_product_of_the_axes():
 
 
 def test_a_sweep_and_dense_study_share_the_store(store):
-    results = tt.sweep(GRID)
+    results = tt.run_sweep(GRID)
     assert [r.source for r in results] == ["computed"] * 4
     # the chapters' dense_study reads what the sweep wrote (and the other way round)
     task = tt.TaskConfig(n_vars=6, n_clauses=6, group_size=2)
@@ -73,13 +73,13 @@ def test_a_sweep_and_dense_study_share_the_store(store):
     for name, values in study.items():
         expected = torch.cat([results[1].result[name], results[3].result[name]])
         assert torch.equal(values.nan_to_num(-7.0), expected.nan_to_num(-7.0))
-    assert [r.source for r in tt.sweep(GRID)] == ["stored"] * 4
+    assert [r.source for r in tt.run_sweep(GRID)] == ["stored"] * 4
 
 
 def test_device_cpu_is_the_default(store, monkeypatch):
     """`device` goes through the grid, dense_study and train; results come back on the CPU."""
     default = _reference(monkeypatch)
-    explicit = [r.result for r in tt.sweep({**GRID, "device": "cpu"})]
+    explicit = [r.result for r in tt.run_sweep({**GRID, "device": "cpu"})]
     assert all(_equal(a, b) for a, b in zip(default, explicit, strict=True))
 
 
@@ -91,10 +91,10 @@ def test_dask_workers_give_bitwise_the_single_process_results(store, monkeypatch
     with LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
-        results = tt.sweep(GRID, scheduler=cluster.scheduler_address)
+        results = tt.run_sweep(GRID, scheduler=cluster.scheduler_address)
     assert [r.source for r in results] == ["computed"] * 4
     assert all(_equal(r.result, ref) for r, ref in zip(results, reference, strict=True))
-    assert [r.source for r in tt.sweep(GRID)] == ["stored"] * 4  # written by this process
+    assert [r.source for r in tt.run_sweep(GRID)] == ["stored"] * 4  # written by this process
 
 
 def test_a_worker_with_other_code_is_refused(store, monkeypatch):
@@ -102,7 +102,7 @@ def test_a_worker_with_other_code_is_refused(store, monkeypatch):
         sweep_module, "run_unit", lambda arguments: ("code version 0123", {"x": torch.ones(1)})
     )
     with pytest.raises(RuntimeError, match="same toyticket version"):
-        tt.sweep(GRID)
+        tt.run_sweep(GRID)
     assert not list(store.root.rglob("*.pt"))
 
 
@@ -131,7 +131,7 @@ def test_a_killed_sweep_resumes_to_the_uninterrupted_results(store, monkeypatch,
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     assert len(list(store.root.rglob("*.json"))) == 2  # two points were finished
 
-    resumed = tt.sweep(grid_file)
+    resumed = tt.run_sweep(grid_file)
     assert [r.source for r in resumed] == ["stored", "stored", "computed", "computed"]
     reference = _reference(monkeypatch)
     assert all(_equal(r.result, ref) for r, ref in zip(resumed, reference, strict=True))

@@ -257,7 +257,7 @@ CASES = [
         "device",
         "choose one of",
     ),
-    ("sweep workers", lambda: tt.sweep(GRID, workers=-1), ValueError, "workers", ">= 0"),
+    ("sweep workers", lambda: tt.run_sweep(GRID, workers=-1), ValueError, "workers", ">= 0"),
     # the book tool (papermill parameters)
     ("book parameter", _book_check, book.BookError, "n_seed", "defines: lr, n_seeds"),
 ]

@@ -41,7 +41,7 @@ from toyticket.pruning import SCORING_METHODS, mask_from_scores, score_weights
 from toyticket.stats import format_ci, format_table, mean_ci
 from toyticket.store import Store, cached, get_store, stored
 from toyticket.summary import summarize
-from toyticket.sweep import grid_points, sweep
+from toyticket.sweep import grid_points, run_sweep
 from toyticket.tasks import Clause, Task, TaskConfig, build_task, make_task
 from toyticket.tickets import (
     DISCOVERY_METHODS,
@@ -103,7 +103,7 @@ __all__ = [
     "stored",
     "summarize",
     "summarize_checkpoints",
-    "sweep",
+    "run_sweep",
     "supported",
     "assess_tickets",
     "discover",

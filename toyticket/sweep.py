@@ -7,7 +7,7 @@ From the command line::
     python -m toyticket.sweep --grid GRID.yaml --scheduler tcp://host:8786   # a Dask cluster
     python -m toyticket.sweep --grid GRID.yaml --list          # the points, and which are stored
 
-or from Python: ``toyticket.sweep(grid)``, with ``grid`` a mapping or a YAML file path.
+or from Python: ``toyticket.run_sweep(grid)``, with ``grid`` a mapping or a YAML file path.
 
 A grid file::
 
@@ -202,7 +202,7 @@ def _environment() -> str:
     return f"code version {dense_unit.version}, {torch.get_num_threads()} torch thread(s)"
 
 
-def sweep(
+def run_sweep(
     grid: Mapping[str, Any] | str | Path,
     *,
     workers: int = 0,
@@ -353,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(line)
         return 0
     start = time.monotonic()
-    results = sweep(
+    results = run_sweep(
         args.grid,
         workers=args.workers,
         scheduler=args.scheduler,
