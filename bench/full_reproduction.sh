@@ -16,7 +16,7 @@ if [ -e "$TOYTICKET_STORE" ]; then
     echo "error: $TOYTICKET_STORE exists; the reproduction must start from an empty store" >&2
     exit 1
 fi
-echo "full reproduction into $out (store: $TOYTICKET_STORE); $(nproc) cores, $(date -Is)"
+echo "full reproduction into $out (store: $TOYTICKET_STORE); $(nproc --all) cores, $(date -Is)"
 
 SECONDS=0
 python tools/book.py site --params params/full.yaml --no-progress \
