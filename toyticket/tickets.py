@@ -114,7 +114,7 @@ def imp(
     for sparsity in tqdm(pruning.sparsities, disable=not progress, desc="IMP rounds"):
         scores = score_weights("magnitude", ladder.runs[-1].final, task, names=pruning.names)
         masks = mask_from_scores(scores, sparsity, pruning.scope, previous=masks)
-        run = train(task, model, retraining(training, k), seeds, masks=_float(masks), init=rewind)
+        run = train(task, model, retraining(training, k), seeds, masks=masks, init=rewind)
         ladder.sparsities += (sparsity,)
         ladder.masks.append(masks)
         ladder.runs.append(run)
@@ -169,7 +169,7 @@ def retrain_many(
         raise ValueError(f"need as many masks as inits (got {len(masks)} and {len(inits)})")
     S = len(seeds)
     names = list(masks[0])
-    stacked = {n: torch.cat([_float(m)[n] for m in masks]) for n in names}
+    stacked = {n: torch.cat([m[n] for m in masks]) for n in names}
     run = train(
         task, model, training, list(seeds) * len(masks), masks=stacked, init=concat_lanes(inits)
     )
@@ -204,11 +204,12 @@ def ticket_study(
         check_choice("methods entry", method, DISCOVERY_METHODS)
     ladder = imp(task, model, training, seeds, pruning, progress=progress)
     levels = range(1, len(ladder.sparsities))
-    fresh = init_params(task.n_vars, task.n_outputs, model, [s + REINIT_OFFSET for s in seeds])
+    fresh_seeds = [s + REINIT_OFFSET for s in seeds]
+    fresh = init_params(task.n_vars, task.n_outputs, model, fresh_seeds)
     if pruning.rewind_step:
         # a fresh network rewound the same way: trained densely for k steps from a new init
         short = dataclasses.replace(training, steps=pruning.rewind_step, checkpoints=())
-        fresh = train(task, model, short, [s + REINIT_OFFSET for s in seeds], init=fresh).final
+        fresh = train(task, model, short, fresh_seeds, init=fresh).final
 
     jobs: list[tuple[str, Masks, Params]] = []
     for r in levels:
@@ -229,7 +230,7 @@ def ticket_study(
     )
 
     def summary(run: Run, masks: Masks | None) -> dict[str, torch.Tensor]:
-        return summarize(run.final, task, reader, _float(masks) if masks else None)
+        return summarize(run.final, task, reader, masks)
 
     rows: dict[str, list[dict[str, torch.Tensor]]] = {"dense": [], "imp": []}
     dense = summary(ladder.dense, None)
@@ -255,10 +256,6 @@ def _level(ladder: Ladder, sparsity: float) -> int:
 
 def _random_seeds(seeds: Sequence[int]) -> list[int]:
     return [s + 2 * REINIT_OFFSET for s in seeds]
-
-
-def _float(masks: Masks) -> Masks:
-    return {n: m.float() for n, m in masks.items()}
 
 
 def _lanes(run: Run, lanes: slice) -> Run:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+import torch
+
 
 def check_int(name: str, value: object, low: int | None = None, high: int | None = None) -> int:
     """``value`` must be an int (not a bool) in ``[low, high]``."""
@@ -85,8 +87,6 @@ DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 def check_device(name: str, value: object) -> str:
     """``value`` must name an available torch device ("cpu", "cuda", "cuda:1", "mps")."""
-    import torch
-
     if not isinstance(value, str):
         raise TypeError(
             f"{name} must be a device name such as 'cpu' or 'cuda', got {value!r} "
@@ -111,8 +111,6 @@ def check_device(name: str, value: object) -> str:
 
 def _available() -> tuple[str, ...]:
     """The devices this machine offers."""
-    import torch
-
     names = ["cpu"]
     if torch.cuda.is_available():
         names += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
