@@ -3,9 +3,16 @@
 The core of the book: tasks (``tasks``), batched one-hidden-layer networks (``model``), their
 training (``training``), how well they compute (``metrics``) and how to read them as
 feature-channel codes (``features``). Chapters import this package; heavy work lives here.
+
+Importing it first pins the numerics mode (``toyticket.numerics``): before torch or numba
+choose their code paths.
 """
 
-import torch
+from toyticket import numerics
+
+numerics.pin()
+
+import torch  # noqa: E402
 
 from toyticket.experiments import dense_study, summarize_checkpoints
 from toyticket.features import (

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from toyticket import engine
 from toyticket.model import Masks, ModelConfig, Params, apply_masks, init_params
 from toyticket.tasks import Task
 from toyticket.validation import (
@@ -134,6 +135,8 @@ def train(
     masks = {name: m.to(dev, torch.float32) for name, m in (masks or {}).items()}
     params = apply_masks(params, masks)
 
+    if dev.type == "cpu":
+        return _train_compiled(task, training, seeds, params, masks, progress)
     optimizer = _make_optimizer(training, params)
     keep = set(training.checkpoint_steps)
     checkpoints = {0: _copy(params)}
@@ -161,6 +164,46 @@ def train(
     }
     masks = {name: m.cpu() for name, m in masks.items()}
     return Run(seeds=seeds, checkpoints=checkpoints, history=history, masks=masks or None)
+
+
+def _train_compiled(
+    task: Task,
+    training: TrainConfig,
+    seeds: tuple[int, ...],
+    params: Params,
+    masks: Masks,
+    progress: bool,
+) -> Run:
+    """``train`` on the CPU: the compiled engine, one lane after the other."""
+    _, Y = task.truth_table()
+    with tqdm(total=len(seeds), disable=not progress, desc="training lanes") as bar:
+        checkpoints, history = engine.train_ensemble(
+            {name: p.numpy() for name, p in params.items()},
+            {name: m.numpy() for name, m in masks.items()},
+            Y.numpy(),
+            task.input_weights().numpy(),
+            steps=training.steps,
+            lr=training.lr,
+            optimizer=training.optimizer,
+            momentum=training.momentum,
+            penalty=training.activation_penalty,
+            log_every=training.log_every,
+            keep=training.checkpoint_steps,
+            progress=bar.update,
+        )
+    logged = list(range(0, training.steps, training.log_every)) + [training.steps]
+    return Run(
+        seeds=seeds,
+        checkpoints={
+            t: {name: torch.from_numpy(a) for name, a in p.items()} for t, p in checkpoints.items()
+        },
+        history={
+            "step": torch.tensor(logged),
+            "loss": torch.from_numpy(history[0]).float(),
+            "accuracy": torch.from_numpy(history[1]).float(),
+        },
+        masks=masks or None,
+    )
 
 
 def loss_and_grads(
