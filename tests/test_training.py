@@ -4,13 +4,14 @@ The hand-written gradients are checked against autograd on the same loss in floa
 batched optimizers against per-lane ``nn.Sequential`` + ``torch.optim`` loops; then masks,
 determinism, lane independence, checkpoints and history, a sanity run and validation."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import toyticket as tt
-from toyticket import training
+from toyticket import engine, training
 
 SMALL = dict(n_vars=6, n_clauses=6, clause_size=3, readout="groups", group_size=2, seed=3)
 
@@ -208,6 +209,92 @@ def test_optimizer_steps_equal_torch_optim_fp64(small_task, opt):
             torch.testing.assert_close(ours[t][name], ref[t][name], rtol=1e-11, atol=1e-13)
 
 
+@pytest.mark.parametrize(
+    "task_kwargs, width",
+    [
+        (dict(n_vars=6, n_clauses=6, group_size=2), 5),  # n below the block's bits: one block
+        (dict(n_vars=10, n_clauses=12, group_size=3), 33),  # several blocks, odd width
+        (dict(n_vars=9, n_clauses=5, group_size=1), 8),  # 5 outputs: a padded group of four
+        (dict(n_vars=9, n_clauses=6, readout="dnf"), 3),  # one output
+    ],
+)
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+@pytest.mark.parametrize("penalty, input_p", [(0.0, 0.5), (0.3, 0.3)])
+def test_compiled_gradients_equal_autograd_fp64(task_kwargs, width, masked, penalty, input_p):
+    """The compiled step (truth-table factorization, blocks, padded outputs) in float64 against
+    autograd on the documented loss: agreement to float64 rounding."""
+    task = tt.make_task(**task_kwargs, input_p=input_p)
+    X, Y = (t.double() for t in task.truth_table())
+    w = task.input_weights().double()
+    S, h, n, out = 3, width, task.n_vars, task.n_outputs
+    params = tt.init_params(n, out, tt.ModelConfig(width=h), range(S))
+    params = {k: v.double() for k, v in params.items()}
+    masks = _random_masks(S, h, n, out, 7, dtype=torch.float64) if masked else None
+    loss, grads, correct = engine.grads(
+        {k: v.numpy() for k, v in params.items()},
+        {k: v.numpy() for k, v in (masks or {}).items()},
+        Y.numpy(),
+        w.numpy(),
+        penalty,
+    )
+    leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+    ref_loss, Z = _autograd_loss(leaves, masks, X, Y, w, penalty)
+    ref_loss.sum().backward()
+    torch.testing.assert_close(torch.from_numpy(loss), ref_loss.detach(), rtol=1e-12, atol=1e-14)
+    for name, leaf in leaves.items():
+        torch.testing.assert_close(
+            torch.from_numpy(grads[name]), leaf.grad, rtol=1e-10, atol=1e-14, msg=name
+        )
+    bits = ((Z > 0) == Y.bool()).double().mean(-1) @ w
+    torch.testing.assert_close(torch.from_numpy(correct), bits, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("opt", OPTIMIZER_CASES, ids=lambda d: "-".join(map(str, d.values())))
+def test_compiled_training_equals_torch_optim_fp64(small_task, opt):
+    """Whole compiled trainings in float64 (optimizer, re-masking, checkpoints) against
+    per-lane nn.Sequential + torch.optim loops: equal to float64 rounding after 30 steps."""
+    cfg = _config(30, checkpoints=(1, 2, 10), **opt)
+    model = tt.ModelConfig(width=5)
+    init = tt.init_params(small_task.n_vars, small_task.n_outputs, model, [1, 2, 3])
+    masks = _random_masks(3, 5, small_task.n_vars, small_task.n_outputs, 5, dtype=torch.float64)
+    _, Y = small_task.truth_table()
+    checkpoints, _ = engine.train_ensemble(
+        {k: tt.apply_masks(init, masks)[k].double().numpy() for k in init},
+        {k: v.numpy() for k, v in masks.items()},
+        Y.numpy(),
+        small_task.input_weights().numpy(),
+        steps=cfg.steps,
+        lr=cfg.lr,
+        optimizer=cfg.optimizer,
+        momentum=cfg.momentum,
+        penalty=cfg.activation_penalty,
+        log_every=cfg.log_every,
+        keep=cfg.checkpoint_steps,
+    )
+    ref = _torch_reference(small_task, init, cfg, masks, dtype=torch.float64)
+    for t in ref:
+        for name in ref[t]:
+            ours = torch.from_numpy(checkpoints[t][name])
+            torch.testing.assert_close(ours, ref[t][name], rtol=1e-9, atol=1e-12, msg=(t, name))
+
+
+@pytest.mark.parametrize("dtype, rtol, tail", [(np.float32, 3e-7, 1e-37), (np.float64, 1e-13, 1e-300)])
+def test_compiled_sigmoid_is_accurate(dtype, rtol, tail):
+    """The engine's own exp (no C library) against a long-double reference, to a few ulps;
+    beyond its clamp (|z| > 87 in float32, 700 in float64) a tiny number (``tail``) instead
+    of the exact, smaller one."""
+    z = np.concatenate([np.linspace(-100, 100, 20001), [-1e30, -700, 0.0, 1e-30, 700, 1e30]])
+    z = z.astype(dtype)
+    Z = z.reshape(1, -1)
+    G = np.empty_like(Z)
+    engine.logit_grads(Z, np.zeros_like(Z), np.ones(Z.shape[1], dtype), G)
+    with np.errstate(over="ignore"):  # exp(1e30) is inf: the exact sigmoid is 0 there
+        exact = 1 / (1 + np.exp(-z.astype(np.longdouble)))
+    err = np.abs(G[0].astype(np.longdouble) - exact)
+    assert np.isfinite(G).all()
+    assert (err <= rtol * exact + tail).all(), float((err / np.maximum(exact, tail)).max())
+
+
 # ---------------------------------------------------------------- (3) masks
 
 
@@ -395,13 +482,18 @@ def test_checkpoints_and_history():
     assert run.history["accuracy"].shape == (8, 2)
     assert ((run.history["accuracy"] >= 0) & (run.history["accuracy"] <= 1)).all()
     assert (run.history["loss"][-1] < run.history["loss"][0]).all()
-    # The logged loss and accuracy at a step are those of that step's weights.
+    # The logged loss and accuracy at a step are those of that step's weights: bitwise the
+    # compiled step's own metrics, and the torch reference path's to float32 rounding.
     X, Y = task.truth_table()
     w = task.input_weights()
     for t, row in ((0, 0), (125, 7)):
+        params = {k: v.numpy() for k, v in run.checkpoints[t].items()}
+        loss, _, correct = engine.grads(params, {}, Y.numpy(), w.numpy())
+        assert torch.equal(run.history["loss"][row], torch.from_numpy(loss).float())
+        assert torch.equal(run.history["accuracy"][row], torch.from_numpy(correct).float())
         loss, _, correct = tt.loss_and_grads(run.checkpoints[t], None, X, Y, w, with_metrics=True)
-        assert torch.equal(run.history["loss"][row], loss)
-        assert torch.equal(run.history["accuracy"][row], correct)
+        torch.testing.assert_close(run.history["loss"][row], loss, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(run.history["accuracy"][row], correct, rtol=0, atol=1e-5)
         torch.testing.assert_close(
             run.history["accuracy"][row],
             tt.evaluate(run.checkpoints[t], task)["bit_accuracy"],

@@ -327,15 +327,25 @@ def resolve_parameters(params: dict, chapters: list[Chapter], source: str = "par
 
 
 def kernel_env(threads: int = 1) -> dict:
+    """KERNEL_ENV with ``threads`` and the numerics mode's pins (toyticket.numerics): a kernel
+    must pin its kernels before it imports torch, whatever its first cell does."""
+    from toyticket import numerics
+
     env = dict(KERNEL_ENV)
     env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    env.update(numerics.environment())
     return env
 
 
 def prepare_notebook(chapter: Chapter):
+    """The chapter as papermill runs it, recording the numerics mode its kernel runs under
+    (that of this process: kernels inherit its environment, see kernel_env)."""
     import copy
 
+    from toyticket import numerics
+
     nb = copy.deepcopy(chapter.nb)
+    nb.metadata["toyticket"] = {"numerics": numerics.mode()}
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata.setdefault("language_info", {"name": "python"})
     return nb
@@ -396,7 +406,9 @@ def execute_chapters(
 
 
 def normalize_reference(nb):
-    """Drop run-specific metadata so regenerating unchanged references gives no diff."""
+    """Drop run-specific metadata so regenerating unchanged references gives no diff (the
+    numerics mode, recorded by prepare_notebook, stays: nbval compares exactly only under
+    the same mode)."""
     nb.metadata.pop("papermill", None)
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i:03d}"

@@ -522,6 +522,7 @@ def grads(
     the step that ``train_ensemble`` takes, exposed to check it against other computations."""
     S, h, _ = params["W1"].shape
     data = table_data(Y, w, penalty, h, params["W1"].dtype)
+    params = {k: p * masks[k] if k in masks else p for k, p in params.items()}  # effective
     loss, correct = np.empty(S), np.empty(S)
     out = {k: np.empty_like(v) for k, v in params.items()}
     for s in range(S):

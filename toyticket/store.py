@@ -61,7 +61,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numba
 import torch
+
+from toyticket import numerics
 
 STORE_ENV = "TOYTICKET_STORE"
 OFF = "off"
@@ -147,10 +150,11 @@ def source_hash(module: ModuleType | str) -> str:
 
 def code_version(modules: Iterable[ModuleType | str], extra: str = "") -> str:
     """The version of a computation: a hash of the source of ``modules`` (see
-    ``source_hash``), the torch and Python versions and ``extra``."""
+    ``source_hash``), the torch, numba and Python versions and ``extra``."""
     parts = {
         "modules": {(m if isinstance(m, str) else m.__name__): source_hash(m) for m in modules},
         "torch": torch.__version__,
+        "numba": numba.__version__,
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
         "extra": extra,
     }
@@ -160,8 +164,10 @@ def code_version(modules: Iterable[ModuleType | str], extra: str = "") -> str:
 @dataclasses.dataclass(frozen=True)
 class Entry:
     """The identity of one result: ``digest`` is the SHA-256 (32 hex digits kept) of
-    ``document`` = {kind, version, format, key (canonical), threads}: the number of torch
-    intra-op threads counts because it changes the rounding of reductions."""
+    ``document`` = {kind, version, format, key (canonical), threads, numerics}: the number of
+    torch intra-op threads counts because it changes the rounding of reductions, and the
+    numerics mode (``toyticket.numerics.mode``) because it decides which kernels ran, so an
+    entry computed under another mode or CPU family is never read as this one."""
 
     kind: str
     digest: str
@@ -181,6 +187,7 @@ class Entry:
             "version": version,
             "format": FORMAT,
             "threads": torch.get_num_threads(),  # reduction order, hence rounding, depends on it
+            "numerics": numerics.mode(),
             "key": canonical(key),
         }
         digest = hashlib.sha256(_dumps(document).encode()).hexdigest()[:32]

@@ -15,6 +15,7 @@ SUMMARY_CODE = (
     "toyticket.tasks",
     "toyticket.model",
     "toyticket.training",
+    "toyticket.engine",
     "toyticket.metrics",
     "toyticket.features",
     "toyticket.summary",
