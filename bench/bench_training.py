@@ -1,10 +1,11 @@
-"""Benchmark: the batched training engine against a loop of ``nn.Module``s.
+"""Benchmark: the training engine against a loop of ``nn.Module``s, and against its floor.
 
-For each ensemble size S, interleaved, this measures model-steps per second (one Adam step of
-one network on the full truth table) of
+For each regime and ensemble size S, interleaved, this measures model-steps per second (one
+Adam step of one network on the full truth table) of
 
-- engine: the step ``toyticket.train`` runs, on S lanes at once (``loss_and_grads``:
-  hand-written forward/backward over the lane axis, then the engine's elementwise Adam);
+- engine: what ``toyticket.train`` runs on the CPU, the compiled engine
+  (``toyticket.engine.train_ensemble``: whole trainings, lane after lane, with the
+  truth-table factorization of the first layer);
 - loop: S ``nn.Sequential(Linear, ReLU, Linear)`` modules, each with its own
   ``torch.optim.Adam`` (same lr), stepped one after the other (zero_grad / forward / backward /
   step).
@@ -12,9 +13,15 @@ one network on the full truth table) of
 Both minimize the same loss: input-weighted BCE-with-logits averaged over outputs,
 ``(bce * w[:, None] / n_out).sum()``, full batch on the task's truth table. Before timing, the
 script checks that they compute the same thing (loss and gradients at init, parameters after
-20 steps from the same init) and that the timed step reproduces ``toyticket.train`` exactly.
+20 steps from the same init) and that the timed engine reproduces ``toyticket.train`` exactly.
 
-Everything runs on one thread. Run ``python bench/bench_training.py --help`` for the options.
+The floor: with the factorization the first layer costs O(N h) additions, so GEMM FLOPs of
+the naive algorithm are the wrong yardstick. What the algorithm cannot avoid are the three
+products with W2 (logits, dW2, dL/dA), 2 N h o FLOPs each; the floor is their time at the
+fp32 GEMM peak measured in the same run, and "% of floor" is floor time / engine time.
+
+Everything runs on one thread. Run ``python bench/bench_training.py --help`` for the options;
+``--regime all`` measures every regime in one run.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import os
 
 os.environ["OMP_NUM_THREADS"] = "1"  # before torch is imported: one thread everywhere
 os.environ["MKL_NUM_THREADS"] = "1"
+import toyticket  # noqa: E402, F401, I001  (before torch: it pins the numerics mode)
 
 import argparse  # noqa: E402
 import ctypes  # noqa: E402
@@ -34,7 +42,6 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
-from typing import Protocol  # noqa: E402
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -45,18 +52,20 @@ from toyticket import (  # noqa: E402
     Params,
     Task,
     TrainConfig,
+    engine,
     init_params,
-    loss_and_grads,
     make_task,
+    numerics,
     train,
 )
-from toyticket.training import _make_optimizer  # noqa: E402  (the optimizer train uses)
 
 torch.set_num_threads(1)
 
 REGIMES: dict[str, tuple[dict[str, int], int]] = {
     # name: (make_task keyword arguments, hidden width)
     "default": ({}, 8),  # n=10 -> N=1024 rows; 12 clauses in groups of 3 -> 4 outputs
+    "wide": ({}, 32),  # the claims chapters' main regime
+    "wide64": ({}, 64),  # their check
     "large": ({"n_vars": 12, "n_clauses": 16, "group_size": 4}, 16),  # N=4096; 4 outputs
 }
 CHECK_LANES = 37  # not a multiple of the engine's lane chunk: a partial chunk is checked too
@@ -73,30 +82,31 @@ CHECK_FLOOR_FACTOR = 4.0
 # The two sides
 
 
-class EngineOptimizer(Protocol):
-    """The interface of the engine's optimizers (``toyticket.training._Adam``)."""
+class Engine:
+    """S lanes trained by the compiled engine, continuing from their current state: each
+    ``steps(k)`` call is one ``train_ensemble`` call of k Adam steps (no logging)."""
 
-    def step(self, params: Params, grads: Params) -> None: ...
+    def __init__(self, params: Params, lr: float, task: Task) -> None:
+        self.params = {name: p.numpy().copy() for name, p in params.items()}
+        self.lr = lr
+        _, Y = task.truth_table()
+        self.Y, self.w = Y.numpy(), task.input_weights().numpy()
 
-
-def make_engine(params: Params, lr: float) -> tuple[Params, EngineOptimizer]:
-    """A copy of ``params`` and the optimizer ``train`` would use on it (Adam, lr)."""
-    state = {name: p.clone() for name, p in params.items()}
-    return state, _make_optimizer(TrainConfig(lr=lr), state)
-
-
-def engine_steps(
-    params: Params,
-    optimizer: EngineOptimizer,
-    X: torch.Tensor,
-    Y: torch.Tensor,
-    w: torch.Tensor,
-    steps: int,
-) -> None:
-    """``steps`` engine steps in place: what ``train`` does at a step without logging or masks."""
-    for _ in range(steps):
-        _, grads, _ = loss_and_grads(params, None, X, Y, w)
-        optimizer.step(params, grads)
+    def steps(self, k: int) -> dict[str, torch.Tensor]:
+        checkpoints, _ = engine.train_ensemble(
+            self.params,
+            {},
+            self.Y,
+            self.w,
+            steps=k,
+            lr=self.lr,
+            optimizer="adam",
+            momentum=0.0,
+            penalty=0.0,
+            log_every=k,
+            keep=(0, k),
+        )
+        return {name: torch.from_numpy(p) for name, p in checkpoints[k].items()}
 
 
 def make_loop(
@@ -187,7 +197,8 @@ def check_agreement(task: Task, width: int, lr: float) -> Agreement:
     w = task.input_weights()
     wo = w[:, None] / task.n_outputs
 
-    loss, grads, _ = loss_and_grads(params, None, X, Y, w, with_metrics=True)
+    loss, grads, _ = engine.grads({k: v.numpy() for k, v in params.items()}, {}, Y, w)
+    loss, grads = torch.from_numpy(loss).float(), {k: torch.from_numpy(v) for k, v in grads.items()}
     models, _ = make_loop(params, lr)
     ref_loss = torch.stack([loop_loss(m, X, Y, wo) for m in models]).detach()
     for m in models:
@@ -200,9 +211,8 @@ def check_agreement(task: Task, width: int, lr: float) -> Agreement:
 
     config = TrainConfig(steps=CHECK_STEPS, lr=lr, checkpoints=(), log_every=CHECK_STEPS)
     final = train(task, model, config, range(CHECK_LANES), init=params).final
-    state, optimizer = make_engine(params, lr)
-    engine_steps(state, optimizer, X, Y, w, CHECK_STEPS)
-    step_is_train = all(torch.equal(state[k], final[k]) for k in final)
+    timed_final = Engine(params, lr, task).steps(CHECK_STEPS)
+    step_is_train = all(torch.equal(timed_final[k], final[k]) for k in final)
 
     runs = {}
     for dtype in (torch.float32, torch.float64):
@@ -243,17 +253,18 @@ class Row:
     loop_steps_per_s: float
     ratio: float
     ratio_cpu: float  # the same ratio from CPU time: less sensitive to other jobs
-    engine_gflops: float
+    engine_us: float  # median wall time per model-step
+    floor_fraction: float  # floor time / engine time
     min_cpu_over_wall: float
 
 
-def matmul_flops(task: Task, width: int) -> float:
-    """Useful matmul FLOPs of one model-step on the full truth table (N rows, n inputs,
-    h hidden, o outputs): forward W1 X (2Nnh) and W2 A (2Nho); backward dA = W2^T G (2Nho),
-    dW2 = G A^T (2Nho), dW1 = dpre X (2Nnh); no input gradient. Total 2N(2nh + 3ho).
-    Elementwise work (bias, ReLU, sigmoid, loss, Adam) is not counted."""
-    N, n, h, o = 2**task.n_vars, task.n_vars, width, task.n_outputs
-    return 2.0 * N * (n * h + h * o) + 2.0 * N * (2 * h * o + n * h)
+def floor_flops(task: Task, width: int) -> float:
+    """FLOPs of one model-step that the factorized algorithm cannot avoid (N rows, h hidden,
+    o outputs): the three products with W2, logits W2 A, dW2 = G A^T and dA = W2^T G, 2Nho
+    each. The first layer's tables, ReLU, sigmoid, halving and Adam (O(N h) or less) are
+    not counted."""
+    N, h, o = 2**task.n_vars, width, task.n_outputs
+    return 3 * 2.0 * N * h * o
 
 
 def gemm_peak(sizes: Sequence[int] = (256, 512, 1024, 2048), repeats: int = 3) -> float:
@@ -292,25 +303,30 @@ def calibrate(run: Callable[[int], None], seconds: float, lanes: int) -> int:
         steps *= 4
 
 
-def bench_size(task: Task, width: int, S: int, lr: float, seconds: float, repeats: int) -> Row:
+def bench_size(
+    task: Task, width: int, S: int, lr: float, seconds: float, repeats: int, peak: float
+) -> Row:
     """Engine and loop on S lanes: a calibration that also warms both up, then ``repeats`` x
-    (engine, loop). Each measurement starts from the same init (fresh copies and optimizers),
-    after one untimed step that creates the optimizer state."""
+    (engine, loop). Each measurement starts from the same init (fresh copies and optimizers;
+    the loop after one untimed step that creates its optimizer state)."""
     params = init_params(task.n_vars, task.n_outputs, ModelConfig(width=width), range(S))
     X, Y = task.truth_table()
     w = task.input_weights()
 
-    def fresh(make: Callable, step: Callable) -> Callable[[int], None]:
-        state, optimizer = make(params, lr)
-        step(state, optimizer, X, Y, w, 1)
-        return lambda k: step(state, optimizer, X, Y, w, k)
+    def fresh_engine() -> Callable[[int], None]:
+        return Engine(params, lr, task).steps
 
-    engine_n = calibrate(fresh(make_engine, engine_steps), seconds, S)
-    loop_n = calibrate(fresh(make_loop, loop_steps), seconds, S)
+    def fresh_loop() -> Callable[[int], None]:
+        models, optimizers = make_loop(params, lr)
+        loop_steps(models, optimizers, X, Y, w, 1)
+        return lambda k: loop_steps(models, optimizers, X, Y, w, k)
+
+    engine_n = calibrate(fresh_engine(), seconds, S)
+    loop_n = calibrate(fresh_loop(), seconds, S)
     engine_t, loop_t = [], []
     for _ in range(repeats):
-        engine_t.append(timed(fresh(make_engine, engine_steps), engine_n, S))
-        loop_t.append(timed(fresh(make_loop, loop_steps), loop_n, S))
+        engine_t.append(timed(fresh_engine(), engine_n, S))
+        loop_t.append(timed(fresh_loop(), loop_n, S))
 
     def median(timings: list[Timing], cpu: bool = False) -> float:
         return statistics.median(
@@ -318,6 +334,7 @@ def bench_size(task: Task, width: int, S: int, lr: float, seconds: float, repeat
         )
 
     e, lo = 1 / median(engine_t), 1 / median(loop_t)
+    floor_seconds = floor_flops(task, width) / (peak * 1e9)
     return Row(
         S=S,
         engine=engine_t,
@@ -326,25 +343,12 @@ def bench_size(task: Task, width: int, S: int, lr: float, seconds: float, repeat
         loop_steps_per_s=lo,
         ratio=e / lo,
         ratio_cpu=median(loop_t, cpu=True) / median(engine_t, cpu=True),
-        engine_gflops=e * matmul_flops(task, width) / 1e9,
+        engine_us=1e6 / e,
+        floor_fraction=floor_seconds * e,
         min_cpu_over_wall=min(
             t.cpu_per_model_step / t.wall_per_model_step for t in engine_t + loop_t
         ),
     )
-
-
-def profile_engine(task: Task, width: int, S: int, lr: float, steps: int) -> str:
-    """torch.profiler table (by self CPU time) of ``steps`` engine steps at S lanes."""
-    from torch.profiler import ProfilerActivity, profile
-
-    params = init_params(task.n_vars, task.n_outputs, ModelConfig(width=width), range(S))
-    X, Y = task.truth_table()
-    w = task.input_weights()
-    state, optimizer = make_engine(params, lr)
-    engine_steps(state, optimizer, X, Y, w, 3)  # warm-up
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        engine_steps(state, optimizer, X, Y, w, steps)
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -373,104 +377,118 @@ def cpu_name() -> str:
     return names[0] if names else ""
 
 
-def print_table(rows: Sequence[Row], peak: float) -> None:
-    """The results, one line per S."""
+def print_table(rows: Sequence[Row]) -> None:
+    """The results of one regime, one line per S."""
     print(
         f"{'S':>5} {'engine steps/s':>15} {'loop steps/s':>13} {'ratio':>7} {'(cpu)':>6} "
-        f"{'engine GFLOP/s':>15} {'% peak':>7} {'cpu/wall':>9} {'faults/step':>12}"
+        f"{'engine us':>10} {'% floor':>8} {'cpu/wall':>9}"
     )
     for r in rows:
-        faults = statistics.median(t.faults_per_step for t in r.engine)
         print(
             f"{r.S:>5} {r.engine_steps_per_s:>15.0f} {r.loop_steps_per_s:>13.0f} "
-            f"{r.ratio:>6.1f}x {r.ratio_cpu:>5.1f}x {r.engine_gflops:>15.2f} "
-            f"{100 * r.engine_gflops / peak:>6.1f}% {r.min_cpu_over_wall:>9.2f} {faults:>12.0f}"
+            f"{r.ratio:>6.1f}x {r.ratio_cpu:>5.1f}x {r.engine_us:>10.1f} "
+            f"{100 * r.floor_fraction:>7.0f}% {r.min_cpu_over_wall:>9.2f}"
         )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Parse arguments, check agreement, time every size, print the table (and JSON)."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--regime", choices=sorted(REGIMES), default="default")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64, 256])
-    ap.add_argument("--seconds", type=float, default=1.5, help="target time per measurement")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--json", type=str, default=None, help="write the results here")
-    ap.add_argument("--profile", action="store_true", help="also profile the engine at S=64")
-    ap.add_argument(
-        "--malloc-fix",
-        action="store_true",
-        help="glibc: never give freed memory back to the OS (both sides)",
-    )
-    args = ap.parse_args(argv)
-
-    start = time.perf_counter()
-    if args.malloc_fix and not apply_malloc_fix():
-        raise SystemExit("--malloc-fix: glibc's mallopt is not available here")
-    task_kwargs, width = REGIMES[args.regime]
+def bench_regime(name: str, args: argparse.Namespace, peak: float) -> dict:
+    """Check agreement, then time every size of one regime; print and return the results."""
+    task_kwargs, width = REGIMES[name]
     task = make_task(**task_kwargs)
     lr = TrainConfig().lr
-    flops = matmul_flops(task, width)
     print(
-        f"regime {args.regime}: n_vars={task.n_vars} (N={2**task.n_vars} rows), width={width}, "
-        f"outputs={task.n_outputs}, lr={lr}; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} thread, {cpu_name()}"
-        f"{'; malloc fix' if args.malloc_fix else ''}"
+        f"\nregime {name}: n_vars={task.n_vars} (N={2**task.n_vars} rows), width={width}, "
+        f"outputs={task.n_outputs}, lr={lr}"
     )
     agree = check_agreement(task, width, lr)
     print(
         f"agreement, engine vs loop, {CHECK_LANES} lanes, fp32: at init max relative diff of "
         f"loss {agree.loss_rel:.1e}, gradients {agree.grad_rel:.1e}; after {CHECK_STEPS} steps "
         f"max |param diff| {agree.param:.2e} (fp32 vs fp64 loop: {agree.param_floor:.2e}); "
-        f"timed step == train: {agree.step_is_train}"
+        f"timed engine == train: {agree.step_is_train}"
     )
     if not agree.ok:
         raise SystemExit("engine and loop disagree beyond the tolerances: not timing")
-
-    peak_before = gemm_peak()
     rows = []
     for S in args.sizes:
-        rows.append(bench_size(task, width, S, lr, args.seconds, args.repeats))
+        rows.append(bench_size(task, width, S, lr, args.seconds, args.repeats, peak))
         print(f"  S={S} done", file=sys.stderr, flush=True)
+    print_table(rows)
+    floor_us = floor_flops(task, width) / (peak * 1e9) * 1e6
+    print(f"floor: {floor_flops(task, width) / 1e6:.3f} MFLOP per model-step, {floor_us:.1f} us")
+    return {
+        "regime": name,
+        "task": task_kwargs,
+        "width": width,
+        "lr": lr,
+        "floor_flops_per_model_step": floor_flops(task, width),
+        "agreement": asdict(agree),
+        "rows": [asdict(r) for r in rows],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse arguments, then per regime check agreement and time every size (and JSON)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--regime", choices=[*sorted(REGIMES), "all"], default="default")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1, 16, 64, 256])
+    ap.add_argument("--seconds", type=float, default=1.5, help="target time per measurement")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", type=str, default=None, help="write the results here")
+    ap.add_argument(
+        "--malloc-fix",
+        action="store_true",
+        help="glibc: never give freed memory back to the OS (both sides)",
+    )
+    args = ap.parse_args(argv)
+    if min(args.sizes) < 1 or args.repeats < 1:
+        ap.error("--sizes and --repeats must be at least 1")
+    if args.seconds <= 0:
+        ap.error("--seconds must be positive")
+
+    start = time.perf_counter()
+    if args.malloc_fix and not apply_malloc_fix():
+        raise SystemExit("--malloc-fix: glibc's mallopt is not available here")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread, {cpu_name()}, "
+        f"numerics {numerics.mode()}{'; malloc fix' if args.malloc_fix else ''}"
+    )
+    peak_before = gemm_peak()
+    names = sorted(REGIMES, key=list(REGIMES).index) if args.regime == "all" else [args.regime]
+    results = [bench_regime(name, args, peak_before) for name in names]
     peak = max(peak_before, gemm_peak())
-    print()
-    print_table(rows, peak)
     elapsed = time.perf_counter() - start
     print(
         f"\nsteps/s: model-steps per second, 1 / median over {args.repeats} interleaved repeats "
         f"of wall time per model-step; ratio = engine / loop, (cpu) the same from CPU time. "
-        f"GFLOP/s: matmul FLOPs only, {flops / 1e6:.3f} MFLOP per model-step. % peak: of the "
-        f"fp32 GEMM peak on 1 thread measured here, {peak:.1f} GFLOP/s (best square GEMM, "
-        f"{peak_before:.1f} before the timings). cpu/wall: least CPU/wall of any repeat "
-        f"(< 0.9: another job took the core). faults/step: minor page faults per engine step "
-        f"(median). Total {elapsed:.0f} s."
+        f"engine us: median wall time per model-step. % floor: the three products with W2 at "
+        f"the fp32 GEMM peak on 1 thread measured here ({peak_before:.1f} GFLOP/s before the "
+        f"timings, {peak:.1f} best), over the engine's time. cpu/wall: least CPU/wall of any "
+        f"repeat (< 0.9: another job took the core). Total {elapsed:.0f} s."
     )
-
-    if args.profile:
-        print(f"\nprofile of 20 engine steps, S=64, regime {args.regime}:")
-        print(profile_engine(task, width, 64, lr, steps=20))
+    if len(results) > 1:
+        print("\nsummary, engine / loop at each size:")
+        for res in results:
+            cells = "  ".join(f"S={r['S']}: {r['ratio']:.1f}x" for r in res["rows"])
+            print(f"  {res['regime']:<8} {cells}")
     if args.json:
-        result = {
-            "regime": args.regime,
-            "task": task_kwargs,
-            "width": width,
-            "lr": lr,
+        out = {
+            "regimes": results,
             "sizes": args.sizes,
             "seconds": args.seconds,
             "repeats": args.repeats,
             "malloc_fix": args.malloc_fix,
-            "matmul_flops_per_model_step": flops,
-            "agreement": asdict(agree),
             "gemm_peak_gflops": peak,
             "gemm_peak_before_gflops": peak_before,
             "torch": torch.__version__,
+            "numba": engine.nb.__version__,
+            "numerics": numerics.mode(),
             "threads": torch.get_num_threads(),
             "cpu": cpu_name(),
             "seconds_total": elapsed,
-            "rows": [asdict(r) for r in rows],
         }
         with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+            json.dump(out, f, indent=2)
 
 
 if __name__ == "__main__":
