@@ -145,3 +145,126 @@ def test_pruning_the_output_layer_masks_w2_too():
     ladder = tt.imp(TASK, MODEL, dataclasses.replace(TRAINING, steps=20), SEEDS, pruning)
     assert set(ladder.masks[1]) == {"W1", "W2"}
     assert (ladder.runs[1].final["W2"][~ladder.masks[1]["W2"]] == 0).all()
+
+
+# ---------------------------------------------------------------- sign-preserving reinit
+
+
+def test_sign_preserving_reinit_keeps_signs_and_takes_fresh_magnitudes(ladder):
+    fresh = tt.init_params(TASK.n_vars, TASK.n_outputs, MODEL, [s + 99 for s in SEEDS])
+    mixed = tt.sign_preserving_reinit(ladder.rewind, fresh)
+    for name, p in mixed.items():
+        assert torch.equal(p.sign(), ladder.rewind[name].sign())
+        assert torch.equal(p.abs(), fresh[name].abs())
+        assert not torch.equal(p, ladder.rewind[name])
+    # retrained under the ticket's mask: the mask is kept and so are the kept weights' signs
+    mask = ladder.masks[2]["W1"]
+    run = tt.train(TASK, MODEL, TRAINING, SEEDS, masks={"W1": mask.float()}, init=mixed)
+    start = run.init["W1"]
+    assert torch.equal(start == 0, ~mask)
+    assert torch.equal(start[mask].sign(), ladder.rewind["W1"][mask].sign())
+    assert torch.equal(start[mask].abs(), fresh["W1"][mask].abs())
+    with pytest.raises(ValueError, match="fresh"):
+        tt.sign_preserving_reinit(ladder.rewind, {"W1": fresh["W1"]})
+
+
+def test_ticket_study_adds_the_sign_reinit_row_without_changing_the_others():
+    pruning = tt.PruningConfig(rounds=2)
+    plain = tt.ticket_study(TASK, MODEL, TRAINING, SEEDS, pruning, ["imp", "snip"])
+    signed = tt.ticket_study(
+        TASK, MODEL, TRAINING, SEEDS, pruning, ["imp", "snip"], sign_reinit=True
+    )
+    assert set(signed) == set(plain) | {"sign_reinit"}
+    for row in plain:
+        for name, values in plain[row].items():
+            torch.testing.assert_close(signed[row][name], values, rtol=0, atol=0, equal_nan=True)
+    assert signed["sign_reinit"]["bit_accuracy"].shape == (2, len(SEEDS))
+    verdict = tt.assess_tickets(signed)
+    assert verdict["gap_sign_reinit"].shape == (2, 3)
+    assert verdict["beats_sign_reinit"].shape == (2,)
+    assert "gap_sign_reinit" not in tt.assess_tickets(plain)
+    with pytest.raises(TypeError, match="sign_reinit"):
+        tt.ticket_study(TASK, MODEL, TRAINING, SEEDS, pruning, sign_reinit="yes")
+
+
+# ---------------------------------------------------------------- matching dense
+
+
+def _results(bits, exact):
+    return {
+        "bit_accuracy": torch.tensor(bits, dtype=torch.float64),
+        "exact_outputs": torch.tensor(exact, dtype=torch.float64),
+    }
+
+
+def test_matching_rules_on_constructed_gaps_where_they_disagree():
+    # 3 levels x 3 tasks x 4 seeds. Dense: seeds 0.94, 0.98, 1, 1 in every task (mean 0.98,
+    # sd 0.0283 over seeds). Level 0: the ticket is perfect. Level 1: ticket = dense - 0.005,
+    # - 0.006, - 0.007 by task: gap -0.006, t-interval half-width 4.303 * 0.001 / sqrt(3) =
+    # 0.0025, low -0.0085 >= -0.01; one output wrong everywhere. Level 2: dense - 0.02 in every
+    # network: low -0.02 < -0.01, but within one sd of dense.
+    seeds = [0.94, 0.98, 1.0, 1.0]
+    dense = _results([[seeds] * 3] * 3, [[[1.0] * 4] * 3] * 3)
+    shift = [[0.0] * 3, [0.005, 0.006, 0.007], [0.02] * 3]
+    ticket_bits = [
+        [[1.0] * 4] * 3,
+        *[[[s - d for s in seeds] for d in level] for level in shift[1:]],
+    ]
+    exact = [[[1.0] * 4] * 3, [[0.75] * 4] * 3, [[0.75] * 4] * 3]
+    sparsity = torch.tensor([0.2, 0.36, 0.49])
+    out = tt.match_dense(_results(ticket_bits, exact), dense, sparsity, tolerance=0.01)
+    assert out["noninferior"].tolist() == [True, True, False]
+    assert out["one_std"].tolist() == [True, True, True]
+    assert out["exact"].tolist() == [True, False, False]
+    assert out["gap"][1].tolist() == pytest.approx(
+        [-0.006, -0.006 - 4.302653 * 0.001 / 3**0.5, -0.006 + 4.302653 * 0.001 / 3**0.5],
+        abs=1e-6,
+    )
+    assert out["dense_std"][0].item() == pytest.approx(torch.tensor(seeds).std().item(), abs=1e-6)
+    assert out["exact_fraction"].tolist() == [1.0, 0.0, 0.0]
+    assert out["dense_exact_fraction"].tolist() == [1.0, 1.0, 1.0]
+    ups = {rule: out[f"up_to_{rule}"].item() for rule in tt.MATCHING_RULES}
+    assert ups == pytest.approx({"noninferior": 0.36, "one_std": 0.49, "exact": 0.2})
+    # the bootstrap interval gives the same verdicts here
+    boot = tt.match_dense(_results(ticket_bits, exact), dense, sparsity, method="hierarchical")
+    assert boot["noninferior"].tolist() == [True, True, False]
+
+
+def test_one_std_is_stricter_when_dense_does_not_vary_and_largest_sees_past_a_dip():
+    # dense is exact and constant: one sd is 0, so a ticket 0.005 below fails the convention
+    # while non-inferiority at tolerance 0.01 passes; the middle level dips below both
+    dense = _results([[[1.0] * 3] * 2] * 3, [[[1.0] * 3] * 2] * 3)
+    ticket = _results(
+        [[[0.995] * 3] * 2, [[0.9] * 3] * 2, [[0.995] * 3] * 2], [[[0.0] * 3] * 2] * 3
+    )
+    out = tt.match_dense(ticket, dense, torch.tensor([0.2, 0.36, 0.49]))
+    assert out["noninferior"].tolist() == [True, False, True]
+    assert not out["one_std"].any()
+    assert out["up_to_noninferior"].item() == pytest.approx(0.2)
+    assert out["largest_noninferior"].item() == pytest.approx(0.49)
+    assert out["up_to_one_std"].item() == 0.0 and out["largest_exact"].item() == 0.0
+    with pytest.raises(ValueError, match="levels, tasks, seeds"):
+        tt.match_dense({k: v[:, 0] for k, v in ticket.items()}, dense, torch.zeros(3))
+    with pytest.raises(ValueError, match="exact_outputs"):
+        tt.match_dense({"bit_accuracy": ticket["bit_accuracy"]}, dense, torch.zeros(3))
+    with pytest.raises(ValueError, match="sparsity"):
+        tt.match_dense(ticket, dense, torch.zeros(2))
+
+
+def test_stack_studies_gives_levels_tasks_seeds():
+    study = _synthetic(*([[[0.9, 0.8, 0.7]] * 3] * 4))
+    stacked = tt.stack_studies([study, study])
+    assert stacked["imp"]["bit_accuracy"].shape == (3, 2, 3)
+    assert torch.equal(stacked["sparsity"]["sparsity"], study["sparsity"]["sparsity"])
+    other = _synthetic(*([[[0.9, 0.8, 0.7]] * 3] * 4))
+    other["sparsity"]["sparsity"] = torch.tensor([0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="studies"):
+        tt.stack_studies([study, other])
+
+
+def test_one_row_per_clause_bound():
+    task = tt.make_task(n_vars=10, n_clauses=12, clause_size=3)
+    assert tt.one_row_per_clause_bound(task, 32) == pytest.approx(0.8875)
+    assert tt.one_row_per_clause_bound(task, 64) == pytest.approx(0.94375)
+    with pytest.raises(ValueError, match="width"):
+        tt.one_row_per_clause_bound(task, 0)

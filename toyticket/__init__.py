@@ -14,6 +14,7 @@ numerics.pin()
 
 import torch  # noqa: E402
 
+from toyticket.codes import CODE_LEVELS, ROW_ROLES, clause_rows, code_levels, describe_clauses
 from toyticket.experiments import dense_study, summarize_checkpoints
 from toyticket.features import (
     ReaderConfig,
@@ -32,7 +33,13 @@ from toyticket.features import (
     supported,
     unique_witness_inputs,
 )
-from toyticket.metrics import evaluate, linearization_test, trivial_accuracy
+from toyticket.metrics import (
+    evaluate,
+    linearization_test,
+    logistic_baseline,
+    trivial_accuracy,
+    weight_motion,
+)
 from toyticket.model import (
     ModelConfig,
     Params,
@@ -45,25 +52,50 @@ from toyticket.model import (
 )
 from toyticket.planted import planted_network
 from toyticket.pruning import SCORING_METHODS, mask_from_scores, score_weights
-from toyticket.stats import format_ci, format_table, mean_ci
+from toyticket.stats import (
+    ALTERNATIVES,
+    CI_METHODS,
+    clopper_pearson,
+    format_ci,
+    format_table,
+    grand_mean_ci,
+    hierarchical_ci,
+    holm,
+    holm_reject,
+    mean_ci,
+    paired_difference,
+    sign_flip_test,
+    task_t_ci,
+    win_rate,
+)
 from toyticket.store import Store, cached, get_store, stored
 from toyticket.summary import summarize
 from toyticket.sweep import grid_points, run_sweep
 from toyticket.tasks import Clause, Task, TaskConfig, build_task, make_task
 from toyticket.tickets import (
     DISCOVERY_METHODS,
+    MATCHING_RULES,
     Ladder,
     PruningConfig,
     assess_tickets,
     discover,
     imp,
+    match_dense,
+    one_row_per_clause_bound,
     retrain_many,
+    sign_preserving_reinit,
+    stack_studies,
     ticket_study,
 )
 from toyticket.training import Run, TrainConfig, loss_and_grads, train
 
 __all__ = [
+    "ALTERNATIVES",
+    "CI_METHODS",
+    "CODE_LEVELS",
     "DISCOVERY_METHODS",
+    "MATCHING_RULES",
+    "ROW_ROLES",
     "SCORING_METHODS",
     "Ladder",
     "PruningConfig",
@@ -84,29 +116,44 @@ __all__ = [
     "channel_ablation",
     "channels",
     "clause_overlap",
+    "clause_rows",
+    "clopper_pearson",
+    "code_levels",
     "code_distance",
     "concat_lanes",
     "dense_study",
     "crowding",
+    "describe_clauses",
     "evaluate",
     "forward",
     "format_ci",
     "format_table",
     "get_store",
+    "grand_mean_ci",
     "grid_points",
     "hidden",
+    "hierarchical_ci",
+    "holm",
+    "holm_reject",
     "init_params",
     "linearization_test",
     "location_fates",
+    "logistic_baseline",
     "loss_and_grads",
     "make_task",
+    "match_dense",
     "mean_ci",
+    "one_row_per_clause_bound",
+    "paired_difference",
     "planted_network",
     "proximal",
     "readout_weight",
     "row_activity",
     "select_lanes",
     "selectivity",
+    "sign_flip_test",
+    "sign_preserving_reinit",
+    "stack_studies",
     "stored",
     "summarize",
     "summarize_checkpoints",
@@ -118,10 +165,13 @@ __all__ = [
     "mask_from_scores",
     "retrain_many",
     "score_weights",
+    "task_t_ci",
     "ticket_study",
     "train",
     "trivial_accuracy",
     "unique_witness_inputs",
+    "weight_motion",
+    "win_rate",
 ]
 
 # One intra-op thread unless the user set OMP_NUM_THREADS: on a loaded 2-core machine,

@@ -7,9 +7,13 @@ Protocol (Frankle and Carbin 2019; late rewinding: Frankle et al. 2020):
   initialization) and retrains with a fresh optimizer for ``steps - k`` steps, so every network
   sees the dense budget counted from initialization; then repeats on the survivors.
 - Controls at every sparsity: the same mask from a fresh initialization (``reinit``), and a random
-  mask with the same per-layer sparsity from the same rewound weights (``random``).
+  mask with the same per-layer sparsity from the same rewound weights (``random``); on request,
+  the same mask from the rewound weights' signs with fresh magnitudes (``sign_reinit``, Zhou et
+  al. 2019).
 - Other methods produce a mask at each requested sparsity (from theta_0, or from the dense end
   weights for ``oneshot``); the mask is then retrained exactly like an IMP ticket.
+- Matching dense (``match_dense``), over several task draws: non-inferiority of the paired gap,
+  the one-standard-deviation convention and exact outputs, side by side.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from tqdm.auto import tqdm
 from toyticket.features import ReaderConfig
 from toyticket.model import Masks, ModelConfig, Params, concat_lanes, init_params
 from toyticket.pruning import SCOPES, mask_from_scores, score_weights
-from toyticket.stats import mean_ci
+from toyticket.stats import CI_METHODS, mean_ci, paired_difference
 from toyticket.store import stored
 from toyticket.summary import SUMMARY_CODE, summarize
 from toyticket.tasks import Task
@@ -32,6 +36,7 @@ from toyticket.training import Run, TrainConfig, train
 from toyticket.validation import check_choice, check_float, check_int
 
 DISCOVERY_METHODS = ("imp", "oneshot", "magnitude_init", "snip", "grasp", "synflow", "random")
+MATCHING_RULES = ("noninferior", "one_std", "exact")
 REINIT_OFFSET = 1_000_003  # seeds of fresh initializations: far from any network seed
 
 
@@ -190,6 +195,7 @@ def ticket_study(
     methods: Sequence[str] = ("imp",),
     reader: ReaderConfig = ReaderConfig(),
     *,
+    sign_reinit: bool = False,
     progress: bool = False,
 ) -> dict[str, dict[str, torch.Tensor]]:
     """IMP, its two controls and the given discovery methods at every sparsity of the ladder.
@@ -197,11 +203,16 @@ def ticket_study(
     Returns {row: {summary name: [levels, S]}} with rows "dense" (level 0 repeated), "imp",
     "reinit" (the IMP mask from a fresh initialization), "random" (a random mask of the same
     per-layer sparsity) and one per other method; and a row "sparsity" holding
-    {"sparsity": [levels]}. Every network of the controls and methods (levels x seeds x rows)
-    is retrained in one batched computation. Results are kept in the results store.
+    {"sparsity": [levels]}. ``sign_reinit``: also the row "sign_reinit", the IMP mask from
+    the rewound weights' signs with the fresh initialization's magnitudes
+    (``sign_preserving_reinit``); the other rows are the same with or without it. Every network
+    of the controls and methods (levels x seeds x rows) is retrained in one batched
+    computation. Results are kept in the results store.
     ``progress``: progress bars (off by default: chapters compare their outputs)."""
     for method in methods:
         check_choice("methods entry", method, DISCOVERY_METHODS)
+    if not isinstance(sign_reinit, bool):
+        raise TypeError(f"sign_reinit must be True or False, got {sign_reinit!r}")
     ladder = imp(task, model, training, seeds, pruning, progress=progress)
     levels = range(1, len(ladder.sparsities))
     fresh_seeds = [s + REINIT_OFFSET for s in seeds]
@@ -216,6 +227,10 @@ def ticket_study(
         jobs.append(("reinit", ladder.masks[r], fresh))
         random_mask = discover("random", task, ladder.sparsities[r], pruning, seeds, ladder=ladder)
         jobs.append(("random", random_mask, ladder.rewind))
+        if sign_reinit:
+            jobs.append(
+                ("sign_reinit", ladder.masks[r], sign_preserving_reinit(ladder.rewind, fresh))
+            )
         for method in methods:
             if method not in ("imp", "random"):  # both are computed anyway
                 mask = discover(method, task, ladder.sparsities[r], pruning, seeds, ladder=ladder)
@@ -245,6 +260,25 @@ def ticket_study(
     }
     out["sparsity"] = {"sparsity": torch.tensor(ladder.sparsities[1:])}
     return out
+
+
+def sign_preserving_reinit(rewind: Params, fresh: Params) -> Params:
+    """The sign-preserving reinitialization (Zhou, Lan, Liu and Yosinski 2019): every
+    parameter keeps the sign of ``rewind`` (the weights a ticket rewinds to) and takes the
+    magnitude of ``fresh`` (a fresh initialization, lane for lane). Applied to all parameters,
+    readout and biases included (the readout's sign at initialization matters as much as
+    W1's); a mask applied at retraining keeps the pruned weights at zero."""
+    if set(rewind) != set(fresh):
+        raise ValueError(
+            f"fresh must hold the parameters of rewind: {sorted(fresh)} != {sorted(rewind)}"
+        )
+    for name, p in rewind.items():
+        if p.shape != fresh[name].shape:
+            raise ValueError(
+                f"fresh[{name!r}] has shape {tuple(fresh[name].shape)}, expected "
+                f"{tuple(p.shape)} (the shape of rewind[{name!r}])"
+            )
+    return {name: torch.copysign(fresh[name].abs(), p) for name, p in rewind.items()}
 
 
 def _level(ladder: Ladder, sparsity: float) -> int:
@@ -279,12 +313,17 @@ def assess_tickets(
       (ticket - random) both lie above zero;
     - ``controls_match`` [levels]: a control matches dense too (then the level says little
       about the ticket: any subnetwork of that size would do);
-    - gaps as (mean, low, high) [levels, 3]: ``gap_dense``, ``gap_reinit``, ``gap_random``."""
+    - gaps as (mean, low, high) [levels, 3]: ``gap_dense``, ``gap_reinit``, ``gap_random``;
+    - where the study has the row "sign_reinit": ``gap_sign_reinit`` and
+      ``beats_sign_reinit`` [levels] (its interval lies above zero); the other entries do
+      not depend on it."""
     check_float("tolerance", tolerance, 0.0, 1.0)
     ticket, dense = study["imp"][metric], study["dense"][metric]
+    controls = ("dense", "reinit", "random", "sign_reinit")
     gaps = {
         f"gap_{control}": torch.stack(mean_ci(ticket - study[control][metric]), -1)
-        for control in ("dense", "reinit", "random")
+        for control in controls
+        if control in study
     }
     matches = gaps["gap_dense"][:, 0] >= -tolerance
     controls_match = torch.stack(
@@ -294,10 +333,120 @@ def assess_tickets(
     sparsity = study["sparsity"]["sparsity"]
     prefix = torch.cumprod(matches.long(), 0).bool()
     winning_up_to = sparsity[prefix].max() if prefix.any() else torch.tensor(0.0)
+    extra = {}
+    if "gap_sign_reinit" in gaps:
+        extra["beats_sign_reinit"] = gaps["gap_sign_reinit"][:, 1] > 0
     return {
         **gaps,
         "matches": matches,
         "beats_controls": beats,
         "controls_match": controls_match,
         "winning_up_to": winning_up_to,
+        **extra,
     }
+
+
+def stack_studies(
+    studies: Sequence[dict[str, dict[str, torch.Tensor]]],
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Several ``ticket_study`` results (one per task draw, same ladder and seeds count)
+    stacked into {row: {name: [levels, tasks, seeds]}}, the layout of ``match_dense`` and of
+    ``toyticket.stats``; "sparsity" stays {"sparsity": [levels]}."""
+    if not studies:
+        raise ValueError("studies must hold at least one ticket study")
+    first = studies[0]
+    for i, study in enumerate(studies):
+        if set(study) != set(first) or not torch.equal(
+            study["sparsity"]["sparsity"], first["sparsity"]["sparsity"]
+        ):
+            raise ValueError(
+                f"studies[{i}] has other rows or another sparsity ladder than studies[0]"
+            )
+    out = {
+        row: {name: torch.stack([s[row][name] for s in studies], 1) for name in first[row]}
+        for row in first
+        if row != "sparsity"
+    }
+    out["sparsity"] = {"sparsity": first["sparsity"]["sparsity"]}
+    return out
+
+
+def match_dense(
+    ticket: dict[str, torch.Tensor],
+    dense: dict[str, torch.Tensor],
+    sparsity: torch.Tensor,
+    tolerance: float = 0.01,
+    method: str = "t",
+    level: float = 0.95,
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, torch.Tensor]:
+    """Does a ticket match dense, level by level? Three rules side by side, from results
+    [levels, tasks, seeds] (``ticket`` and ``dense`` hold "bit_accuracy" and "exact_outputs";
+    entries are paired: same task, same seed, same initialization):
+
+    - ``noninferior`` [levels]: the lower bound of the ``level`` interval of the paired gap
+      (ticket - dense, bit accuracy; ``toyticket.stats.paired_difference`` with ``method``) is
+      >= -tolerance;
+    - ``one_std`` [levels]: the lottery-ticket convention: the ticket's grand mean is >= the
+      dense grand mean minus one standard deviation of dense over seeds (pooled within tasks:
+      the root mean of the per-task variances, ddof 1);
+    - ``exact`` [levels]: every ticket network (all tasks, all seeds) computes every output
+      exactly on the whole truth table (exact_outputs == 1). ``exact_fraction`` [levels] is the
+      fraction of ticket networks that do, ``dense_exact_fraction`` [levels] the same for dense.
+
+    Also ``gap`` [levels, 3] (mean, low, high) and ``dense_std`` [levels]; and per rule
+    ``up_to_<rule>``, the largest sparsity up to which every level matches (0.0 if the first
+    does not), and ``largest_<rule>``, the largest sparsity of any matching level (0.0 if
+    none)."""
+    check_float("tolerance", tolerance, 0.0, 1.0)
+    check_choice("method", method, CI_METHODS)
+    arrays = {}
+    for role, values in (("ticket", ticket), ("dense", dense)):
+        for key in ("bit_accuracy", "exact_outputs"):
+            if key not in values:
+                raise ValueError(f"{role} must hold {key!r} [levels, tasks, seeds]")
+            x = torch.as_tensor(values[key], dtype=torch.float64)
+            if x.ndim != 3:
+                raise ValueError(
+                    f"{role}[{key!r}] must be indexed [levels, tasks, seeds], "
+                    f"got shape {tuple(x.shape)}"
+                )
+            arrays[role, key] = x
+    sparsity = torch.as_tensor(sparsity, dtype=torch.float64)
+    levels = arrays["ticket", "bit_accuracy"].shape[0]
+    if sparsity.shape != (levels,):
+        raise ValueError(f"sparsity must have shape ({levels},), got {tuple(sparsity.shape)}")
+    t_bits, d_bits = arrays["ticket", "bit_accuracy"], arrays["dense", "bit_accuracy"]
+    gap = torch.stack(paired_difference(t_bits, d_bits, method, level, n_boot, seed), -1)
+    centred = d_bits - d_bits.nanmean(-1, keepdim=True)
+    per_task = centred.pow(2).nansum(-1) / ((~d_bits.isnan()).sum(-1) - 1)
+    dense_std = per_task.nanmean(-1).sqrt()  # pooled within tasks
+    grand = {role: x.nanmean(-1).nanmean(-1) for role, x in (("t", t_bits), ("d", d_bits))}
+    exact_t = arrays["ticket", "exact_outputs"] == 1
+    verdicts = {
+        "noninferior": gap[:, 1] >= -tolerance,
+        "one_std": grand["t"] >= grand["d"] - dense_std,
+        "exact": exact_t.flatten(1).all(1),
+    }
+    out = {
+        **verdicts,
+        "gap": gap,
+        "dense_std": dense_std,
+        "exact_fraction": exact_t.flatten(1).double().mean(1),
+        "dense_exact_fraction": (arrays["dense", "exact_outputs"] == 1).flatten(1).double().mean(1),
+    }
+    zero = torch.tensor(0.0, dtype=torch.float64)
+    for rule, ok in verdicts.items():
+        prefix = torch.cumprod(ok.long(), 0).bool()
+        out[f"up_to_{rule}"] = sparsity[prefix].max() if prefix.any() else zero
+        out[f"largest_{rule}"] = sparsity[ok].max() if ok.any() else zero
+    return out
+
+
+def one_row_per_clause_bound(task: Task, width: int) -> float:
+    """1 - m k / (h n): the sparsity of W1 above which no network can hold one complete
+    k-weight code per clause on its own row (the smallest such solution keeps m k weights)."""
+    check_int("width", width, 1)
+    return 1 - task.n_clauses * task.clause_size / (width * task.n_vars)
