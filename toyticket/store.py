@@ -100,7 +100,7 @@ def canonical(value: Any, where: str = "key") -> Any:
         return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"store {where}={value} must be finite")
+            raise ValueError(f"store {where}={value} is not finite: allowed finite numbers")
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {"__class__": f"{type(value).__module__}.{type(value).__qualname__}"}
@@ -190,7 +190,7 @@ class Entry:
                 "starting with a letter, at most 64 characters"
             )
         if not isinstance(version, str):
-            raise TypeError(f"store version must be a str, got {version!r}")
+            raise wrong_type("store version", version, "a str")
         document = {
             "kind": kind,
             "version": version,
@@ -478,7 +478,8 @@ class StoredFunction:
         unknown = sorted(set(self.ignore) - set(self.signature.parameters))
         if unknown:
             raise ValueError(
-                f"stored({kind!r}): ignore names no parameter of the function: {unknown}"
+                f"stored({kind!r}): ignore={unknown} names no parameter of the function: allowed "
+                f"names of its parameters {list(self.signature.parameters)}"
             )
         Entry.of(kind, {}, "")  # validate kind now
         modules = list(code) or [fn.__module__]

@@ -154,7 +154,7 @@ def grid_points(grid: Mapping[str, Any] | str | Path) -> list[Point]:
     for section, cls in SECTIONS.items():
         values = grid.get(section) or {}
         if not isinstance(values, Mapping):
-            raise TypeError(f"grid section {section!r} must be a mapping of field: value")
+            raise wrong_type(f"grid section {section}", values, "a mapping of field: value")
         allowed = [f.name for f in dataclasses.fields(cls)]
         bad = sorted(set(values) - set(allowed))
         if bad:
@@ -166,7 +166,10 @@ def grid_points(grid: Mapping[str, Any] | str | Path) -> list[Point]:
         for name, value in values.items():
             if isinstance(value, list):
                 if not value:
-                    raise ValueError(f"grid axis {section}.{name} is an empty list")
+                    raise ValueError(
+                        f"grid axis {section}.{name}=[] is an empty list: allowed at least one "
+                        "value"
+                    )
                 axes.append((section, name, [_tuples(v) for v in value]))
             else:
                 fixed[section][name] = _tuples(value)

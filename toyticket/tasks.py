@@ -78,8 +78,8 @@ class TaskConfig:
             check_int("group_size", self.group_size, 1, self.n_clauses)
             if self.n_clauses % self.group_size:
                 raise ValueError(
-                    f"n_clauses={self.n_clauses} must be a multiple of group_size="
-                    f"{self.group_size} for readout='groups'"
+                    f"n_clauses={self.n_clauses} is not a multiple of group_size="
+                    f"{self.group_size}: allowed a multiple of group_size for readout='groups'"
                 )
 
 

@@ -329,7 +329,10 @@ def _level(ladder: Ladder, sparsity: float) -> int:
     for level, s in enumerate(ladder.sparsities):
         if abs(s - sparsity) < 1e-9:
             return level
-    raise ValueError(f"sparsity={sparsity} is not a level of the IMP ladder {ladder.sparsities}")
+    raise ValueError(
+        f"sparsity={sparsity} is not a level of the IMP ladder: allowed one of "
+        f"{tuple(round(s, 6) for s in ladder.sparsities)}"
+    )
 
 
 def _random_seeds(seeds: Sequence[int]) -> list[int]:
