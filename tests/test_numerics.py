@@ -21,7 +21,9 @@ PORTABLE = numerics.portable_possible()
 def _python(code: str, **env: str) -> subprocess.CompletedProcess:
     """Run code in a fresh interpreter, with the pins and mode variables removed from the
     environment unless given."""
-    clean = {k: v for k, v in os.environ.items() if k not in (*numerics.PINS, numerics.MODE_VARIABLE)}
+    clean = {
+        k: v for k, v in os.environ.items() if k not in (*numerics.PINS, numerics.MODE_VARIABLE)
+    }
     clean.update(env)
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=clean, cwd=ROOT
@@ -41,8 +43,10 @@ def test_portable_mode_pins_every_library():
 
 
 def test_native_mode_is_recorded_as_such():
-    out = _python("import toyticket as tt; print(tt.numerics.mode(), tt.numerics.exact())",
-                  TOYTICKET_NUMERICS="native")
+    out = _python(
+        "import toyticket as tt; print(tt.numerics.mode(), tt.numerics.exact())",
+        TOYTICKET_NUMERICS="native",
+    )
     assert out.returncode == 0, out.stderr
     mode, exact = out.stdout.split()
     assert mode.startswith("native-") and exact == "False"

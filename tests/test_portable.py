@@ -37,7 +37,9 @@ def intervals(nb: dict) -> list[list[tuple[float, float, float]]]:
             continue
         text = ""
         for out in cell.get("outputs", []):
-            text += "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/plain", ""))
+            text += "".join(out.get("text", "")) + "".join(
+                out.get("data", {}).get("text/plain", "")
+            )
         cells.append([tuple(map(float, m)) for m in INTERVAL.findall(text)])
     return cells
 

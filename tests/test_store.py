@@ -5,11 +5,16 @@ Every test points TOYTICKET_STORE at its own temporary folder. Configurations ar
 not training."""
 
 import dataclasses
+import importlib
 import json
 import os
+import signal
+import socket
+import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -214,6 +219,94 @@ def test_a_failed_write_leaves_no_entry_and_no_temporary_file(store, monkeypatch
     calls = []
     tt.cached("demo", {"a": 1}, lambda: calls.append(1) or {"x": torch.ones(2)}, "v")
     assert calls == [1]
+
+
+# ---------------------------------------------------------------- hygiene
+
+
+def test_a_killed_writer_leaves_a_temporary_file_that_is_ignored_then_removed(store):
+    """A writer killed between writing and renaming leaves `.<name>~<host>~<pid>~<x>.tmp`:
+    readers ignore it (the entry is absent, so it is computed) and that next write removes it."""
+    script = textwrap.dedent(
+        """
+        import os, signal
+        import torch
+        import toyticket as tt
+        from toyticket import store as st
+        st.os.replace = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)  # killed mid-write
+        tt.cached("demo", {"a": 1}, lambda: {"x": torch.ones(2)}, "v")
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    folder = store.root / "demo"
+    (left,) = folder.glob(".*.tmp")
+    assert left.name.startswith(".") and not list(folder.glob("*.pt"))
+    calls = []
+    value = tt.cached("demo", {"a": 1}, lambda: calls.append(1) or {"x": torch.ones(2)}, "v")
+    assert calls == [1] and torch.equal(value["x"], torch.ones(2))
+    assert sorted(p.suffix for p in folder.iterdir()) == [".json", ".pt"]  # the .tmp is gone
+
+
+def test_stale_temporary_files_are_removed_and_live_ones_kept(tmp_path):
+    host = socket.gethostname()
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    names = {
+        "dead writer on this host": f".a.pt~{host}~{int(finished.stdout)}~0a1b2c3d.tmp",
+        "live writer on this host": f".b.pt~{host}~{os.getpid()}~0a1b2c3d.tmp",
+        "fresh, another host": ".c.pt~elsewhere~1~0a1b2c3d.tmp",
+        "old, another host": ".d.pt~elsewhere~1~0a1b2c3d.tmp",
+        "old, older naming": ".e.pt.x1y2z3ab.tmp",
+    }
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"partial")
+    long_ago = time.time() - 2 * st.STALE_SECONDS
+    for key in ("old, another host", "old, older naming"):
+        os.utime(tmp_path / names[key], (long_ago, long_ago))
+    removed = {p.name for p in st.remove_stale_temporaries(tmp_path)}
+    stale = ("dead writer on this host", "old, another host", "old, older naming")
+    assert removed == {names[k] for k in stale}
+    assert {p.name for p in tmp_path.iterdir()} == set(names.values()) - removed
+
+
+@pytest.mark.parametrize(
+    ("umask", "root_mode", "file_mode", "folder_mode"),
+    [
+        (0o022, 0o755, 0o644, 0o755),  # the usual umask: like any new file (not 0600)
+        (0o077, 0o750, 0o640, 0o750),  # a private umask in a store shared by a group
+        (0o077, 0o700, 0o600, 0o700),  # a private store stays private
+        (0o002, 0o770, 0o664, 0o775),  # a group umask
+    ],
+)
+def test_entries_are_readable_by_the_group_of_a_shared_store(
+    tmp_path, umask, root_mode, file_mode, folder_mode
+):
+    root = tmp_path / "store"
+    root.mkdir()
+    os.chmod(root, root_mode)
+    previous = os.umask(umask)
+    try:
+        st.Store(root).cached("demo", {}, lambda: {"x": torch.ones(1)}, "v")
+    finally:
+        os.umask(previous)
+    assert [p.name for p in root.iterdir()] == ["demo"]  # the writability probe is gone
+    assert stat.S_IMODE((root / "demo").stat().st_mode) == folder_mode
+    for entry in (root / "demo").iterdir():
+        assert stat.S_IMODE(entry.stat().st_mode) == file_mode, entry.name
+
+
+def test_the_sweep_module_runs_without_a_warning():
+    """`python -m toyticket.sweep` once warned (runpy: the package had imported the module)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-W", "error::RuntimeWarning", "-m", "toyticket.sweep", "--help"]
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Warning" not in proc.stderr, proc.stderr
+    assert proc.stdout.startswith("usage: python -m toyticket.sweep")
+    sweep = importlib.import_module("toyticket.sweep")  # still exported, imported on first use
+    assert tt.run_sweep is sweep.run_sweep and tt.grid_points is sweep.grid_points
 
 
 # ---------------------------------------------------------------- dense_study on the store

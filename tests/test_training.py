@@ -278,7 +278,9 @@ def test_compiled_training_equals_torch_optim_fp64(small_task, opt):
             torch.testing.assert_close(ours, ref[t][name], rtol=1e-9, atol=1e-12, msg=(t, name))
 
 
-@pytest.mark.parametrize("dtype, rtol, tail", [(np.float32, 3e-7, 1e-37), (np.float64, 1e-13, 1e-300)])
+@pytest.mark.parametrize(
+    "dtype, rtol, tail", [(np.float32, 3e-7, 1e-37), (np.float64, 1e-13, 1e-300)]
+)
 def test_compiled_sigmoid_is_accurate(dtype, rtol, tail):
     """The engine's own exp (no C library) against a long-double reference, to a few ulps;
     beyond its clamp (|z| > 87 in float32, 700 in float64) a tiny number (``tail``) instead

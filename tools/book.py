@@ -13,7 +13,8 @@ folder, never over the sources.
 
 A parameters file (YAML) maps chapter stem -> {name: value}. The `_all` section applies to
 every chapter whose `parameters` cell defines the name. Unknown chapters or names are
-errors (papermill itself would silently ignore them).
+errors (papermill itself would silently ignore them), and so are values the chapter would
+reject when it runs (see `chapter_checks`).
 """
 
 import argparse
@@ -278,14 +279,10 @@ def check_parameters(chapter: str, given: dict, defaults: dict) -> None:
 def load_params_file(path: Path | None) -> dict:
     if path is None:
         return {}
-    import yaml
-
-    if not path.is_file():
-        raise BookError(f"parameters file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise BookError(f"{path}: invalid YAML: {exc}") from exc
+        data = _toyticket().validation.read_yaml("--params", path)
+    except ValueError as exc:
+        raise BookError(str(exc)) from None
     data = data or {}
     if not isinstance(data, dict):
         raise BookError(f"{path}: expected a mapping of chapter -> {{parameter: value}}")
@@ -319,8 +316,119 @@ def resolve_parameters(params: dict, chapters: list[Chapter], source: str = "par
         values = {k: v for k, v in common.items() if k in chapter_defaults}
         values.update(params.get(stem, {}))
         check_parameters(stem, values, chapter_defaults)
+        check_values(stem, values, chapter_defaults)
         resolved[stem] = values
     return resolved
+
+
+# --------------------------------------------------------------------------- parameter values
+
+
+def _toyticket():
+    """The toyticket package of this checkout (the one the chapters import)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import toyticket
+    import toyticket.validation
+
+    return toyticket
+
+
+def chapter_checks() -> dict:
+    """What each chapter builds from its parameters, as {stem: [(names, check), ...]}: each
+    check builds the configs (or runs the library's own check) that the chapter's code builds
+    from those parameters, so a value the chapter would reject is rejected here, with the same
+    message, before anything runs. Keep in step with the chapters' code (a test checks that
+    every parameter is covered)."""
+    import dataclasses
+
+    tt = _toyticket()
+    from toyticket.tickets import check_methods, check_rewind, check_tolerance
+    from toyticket.validation import check_int, check_seeds
+
+    def each(name, values, build):
+        if not values:
+            raise ValueError(f"{name}={values!r} is empty: allowed at least one value")
+        for value in values:
+            build(value)
+
+    def training_02(p):  # book/02_dense_training.md builds its TrainConfig so
+        training = tt.TrainConfig(steps=p["steps"], lr=p["lr"])
+        check_int("checkpoint_every", p["checkpoint_every"], 1)
+        every = range(0, p["steps"] + 1, p["checkpoint_every"])
+        dataclasses.replace(training, checkpoints=tuple(every))
+
+    def late_rewinding_03(p):
+        late = tt.PruningConfig(p["fraction"], p["rounds"], rewind_step=p["late_rewind_step"])
+        check_rewind(late.rewind_step, tt.TrainConfig(steps=p["steps"], lr=p["lr"]))
+
+    seeds = (("n_seeds",), lambda p: check_int("n_seeds", p["n_seeds"], 1))
+    return {
+        "01_toy_world": [
+            (
+                ("n_vars", "n_clauses", "clause_size", "readout", "group_size", "task_seed"),
+                lambda p: tt.TaskConfig(
+                    n_vars=p["n_vars"],
+                    n_clauses=p["n_clauses"],
+                    clause_size=p["clause_size"],
+                    readout=p["readout"],
+                    group_size=p["group_size"],
+                    seed=p["task_seed"],
+                ),
+            ),
+            (("width",), lambda p: tt.ModelConfig(width=p["width"])),
+            seeds,
+        ],
+        "02_dense_training": [
+            seeds,
+            (("task_seeds",), lambda p: check_seeds("task_seeds", p["task_seeds"])),
+            (("steps", "lr", "checkpoint_every"), training_02),
+            (("width",), lambda p: tt.ModelConfig(width=p["width"])),
+            (
+                ("n_clauses",),
+                lambda p: [
+                    tt.TaskConfig(n_clauses=p["n_clauses"], readout=r) for r in ("dnf", "groups")
+                ],
+            ),
+            (
+                ("widths",),
+                lambda p: each("widths", p["widths"], lambda h: tt.ModelConfig(width=h)),
+            ),
+            (
+                ("clause_counts",),
+                lambda p: each(
+                    "clause_counts", p["clause_counts"], lambda m: tt.TaskConfig(n_clauses=m)
+                ),
+            ),
+            (("penalty",), lambda p: tt.TrainConfig(activation_penalty=p["penalty"])),
+        ],
+        "03_tickets": [
+            seeds,
+            (("steps", "lr"), lambda p: tt.TrainConfig(steps=p["steps"], lr=p["lr"])),
+            (("fraction", "rounds"), lambda p: tt.PruningConfig(p["fraction"], p["rounds"])),
+            (("n_clauses",), lambda p: tt.TaskConfig(n_clauses=p["n_clauses"])),
+            (("width",), lambda p: tt.ModelConfig(width=p["width"])),
+            (("hard_clauses",), lambda p: tt.TaskConfig(n_clauses=p["hard_clauses"])),
+            (("wide_width",), lambda p: tt.ModelConfig(width=p["wide_width"])),
+            (("late_rewind_step", "steps", "lr", "fraction", "rounds"), late_rewinding_03),
+            (("tolerance",), lambda p: check_tolerance("tolerance", p["tolerance"])),
+            (("methods",), lambda p: check_methods("methods", p["methods"])),
+        ],
+    }
+
+
+def check_values(chapter: str, given: dict, defaults: dict) -> None:
+    """Reject values the chapter would reject when it runs (e.g. ``steps: 0``): run the
+    chapter's checks (``chapter_checks``) on its defaults updated with ``given``."""
+    values = {**defaults, **given}
+    for names, check in chapter_checks().get(chapter, []):
+        if any(values.get(name, _NOT_LITERAL) is _NOT_LITERAL for name in names):
+            continue  # a default that is not a literal: the chapter computes it
+        try:
+            check(values)
+        except (ValueError, TypeError) as exc:
+            culprits = [n for n in names if n in given] or list(names)
+            raise BookError(f"chapter {chapter}: parameter {', '.join(culprits)}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- execution
@@ -633,6 +741,32 @@ def cmd_references(args) -> None:
     print("review the output changes with `git diff --stat tests/reference` before committing")
 
 
+def _count(low: int):
+    """An argparse type: an integer >= ``low``, refused in one line otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: allowed >= {low}")
+        return value
+
+    return parse
+
+
+def _positive_seconds(text: str) -> float:
+    """An argparse type: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value} is out of range: allowed > 0 seconds")
+    return value
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python tools/book.py",
@@ -644,7 +778,11 @@ def parse_args(argv=None):
     run = argparse.ArgumentParser(add_help=False)
     run.add_argument("--no-progress", action="store_true", help="no papermill progress bars")
     run.add_argument(
-        "--cell-timeout", type=int, default=0, metavar="S", help="seconds per cell (0: no limit)"
+        "--cell-timeout",
+        type=_count(0),
+        default=0,
+        metavar="S",
+        help="seconds per cell (0: no limit)",
     )
     params = argparse.ArgumentParser(add_help=False)
     params.add_argument(
@@ -655,7 +793,7 @@ def parse_args(argv=None):
     )
     threads = argparse.ArgumentParser(add_help=False)
     threads.add_argument(
-        "--threads", type=int, default=1, help="OMP/MKL threads of the kernels (default 1)"
+        "--threads", type=_count(1), default=1, help="OMP/MKL threads of the kernels (default 1)"
     )
 
     p = sub.add_parser("check", parents=[params], help="validate chapters and a parameters file")
@@ -697,7 +835,7 @@ def parse_args(argv=None):
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=_positive_seconds,
         default=900,
         metavar="S",
         help="limit for jupyter-book build (default 900 s)",

@@ -70,7 +70,6 @@ from toyticket.stats import (
 )
 from toyticket.store import Store, cached, get_store, stored
 from toyticket.summary import summarize
-from toyticket.sweep import grid_points, run_sweep
 from toyticket.tasks import Clause, Task, TaskConfig, build_task, make_task
 from toyticket.tickets import (
     DISCOVERY_METHODS,
@@ -173,6 +172,19 @@ __all__ = [
     "weight_motion",
     "win_rate",
 ]
+
+# toyticket.sweep is imported on first use, not here: `python -m toyticket.sweep` runs it as
+# __main__, and runpy warns (RuntimeWarning) when the package has already imported it.
+_LAZY = {"grid_points": "toyticket.sweep", "run_sweep": "toyticket.sweep"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'toyticket' has no attribute {name!r}")
+
 
 # One intra-op thread unless the user set OMP_NUM_THREADS: on a loaded 2-core machine,
 # oversubscribed threads made torch more than 20x slower on these tiny matmuls.

@@ -48,6 +48,7 @@ BLOCK_BITS = 8  # 256 rows a block: long enough loops, activations (256 x h floa
 OPTIMIZER_CODES = {"adam": 0, "sgd": 1}
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # PyTorch's defaults
 
+
 @intrinsic
 def _as_float(typingctx, bits):
     """Reinterpret the bits of an int32 (int64) as a float32 (float64); vectorizes, unlike a
@@ -71,8 +72,14 @@ def _as_float(typingctx, bits):
 _F32 = np.float32
 _EXP32 = tuple(
     _F32(c)
-    for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
-              1.6666665459e-1, 5.0000001201e-1)
+    for c in (
+        1.9875691500e-4,
+        1.3981999507e-3,
+        8.3334519073e-3,
+        4.1665795894e-2,
+        1.6666665459e-1,
+        5.0000001201e-1,
+    )
 )
 _EXP32_CONST = tuple(
     _F32(c) for c in (-87.0, 88.0, 1.44269504088896341, 0.693359375, -2.12194440e-4, 0.5, 1.0)
@@ -137,11 +144,12 @@ def lane_grads(W1T, b1, W2, b2, M1T, M2, YT, wo, wo64, wpen, metrics, work, grad
     """Gradients of one lane's loss at (W1, b1, W2, b2), written into ``grads``.
 
     W1T [n, h] is W1 transposed (row j: the weights of input j); M1T, M2: 0/1 masks of the
-    same shapes as W1T and W2 (size-0 arrays: unmasked). The data, block-major (``table_data``):
-    YT [H, out, B] the targets; wo [H, B] the input weight over the number of outputs (wo64:
-    the same in float64, for the metrics); wpen [H, B]: penalty / h * input weight, the
-    gradient of the activation penalty (zeros without one). ``work``: scratch arrays from ``workspace``; ``grads``: (gW1T, gb1, gW2,
-    gb2). Returns (loss, bit accuracy) of the lane in float64 when ``metrics``, else (0, 0)."""
+    same shapes as W1T and W2 (size-0 arrays: unmasked). The data, block-major
+    (``table_data``): YT [H, out, B] the targets; wo [H, B] the input weight over the number
+    of outputs (wo64: the same in float64, for the metrics); wpen [H, B]: penalty / h * input
+    weight, the gradient of the activation penalty (zeros without one). ``work``: scratch
+    arrays from ``workspace``; ``grads``: (gW1T, gb1, gW2, gb2). Returns (loss, bit accuracy)
+    of the lane in float64 when ``metrics``, else (0, 0)."""
     lowT, high, A, Z, G, dA, Dlow, Dhigh = work
     gW1T, gb1, gW2, gb2 = grads
     _tables(W1T, b1, lowT, high)
@@ -377,8 +385,8 @@ def train_lane(params, masks, data, schedule, hyper, keep, checkpoints, history)
     """Train one lane in place and record it.
 
     ``params``: (W1T, b1, W2, b2), float arrays updated in place; ``masks``: (M1T, M2), size 0
-    where unmasked; ``data``: (YT, wo, wo64, wpen) as ``lane_grads`` takes them. ``schedule``: int64 [steps, log_every, optimizer code]; ``hyper``: float64
-    [lr, momentum]. ``keep``: the checkpoint steps, sorted, 0 and ``steps`` included;
+    where unmasked; ``data``: (YT, wo, wo64, wpen) as ``lane_grads`` takes them.
+    ``schedule``: int64 [steps, log_every, optimizer code]; ``hyper``: float64 [lr, momentum]. ``keep``: the checkpoint steps, sorted, 0 and ``steps`` included;
     ``checkpoints``: one array [len(keep), ...] per parameter, filled at those steps.
     ``history`` [2, T]: loss and bit accuracy at every logged step (multiples of log_every,
     and the last)."""
@@ -391,12 +399,24 @@ def train_lane(params, masks, data, schedule, hyper, keep, checkpoints, history)
     work = workspace(W1T, W2)
     grads = (np.empty_like(W1T), np.empty_like(b1), np.empty_like(W2), np.empty_like(b2))
     flat_p = (W1T.reshape(-1), b1.reshape(-1), W2.reshape(-1), b2.reshape(-1))
-    flat_g = (grads[0].reshape(-1), grads[1].reshape(-1), grads[2].reshape(-1),
-              grads[3].reshape(-1))
-    state1 = (np.zeros(W1T.size, dt), np.zeros(b1.size, dt), np.zeros(W2.size, dt),
-              np.zeros(b2.size, dt))
-    state2 = (np.zeros(W1T.size, dt), np.zeros(b1.size, dt), np.zeros(W2.size, dt),
-              np.zeros(b2.size, dt))
+    flat_g = (
+        grads[0].reshape(-1),
+        grads[1].reshape(-1),
+        grads[2].reshape(-1),
+        grads[3].reshape(-1),
+    )
+    state1 = (
+        np.zeros(W1T.size, dt),
+        np.zeros(b1.size, dt),
+        np.zeros(W2.size, dt),
+        np.zeros(b2.size, dt),
+    )
+    state2 = (
+        np.zeros(W1T.size, dt),
+        np.zeros(b1.size, dt),
+        np.zeros(W2.size, dt),
+        np.zeros(b2.size, dt),
+    )
     consts = np.empty(7, dt)  # optimizer constants in the network's float type
     b1_adam, b2_adam = ADAM_BETAS
     consts[2:] = (ADAM_EPS, b1_adam, 1 - b1_adam, b2_adam, 1 - b2_adam)

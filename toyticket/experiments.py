@@ -18,7 +18,7 @@ from toyticket.store import stored
 from toyticket.summary import SUMMARY_CODE, summarize
 from toyticket.tasks import Task, TaskConfig, build_task
 from toyticket.training import Run, TrainConfig, train
-from toyticket.validation import check_device, check_seeds
+from toyticket.validation import check_config, check_device, check_instance, check_seeds, check_task
 
 # The modules whose code determines a dense unit (its store version hashes their source).
 DENSE_CODE = (*SUMMARY_CODE, __name__)
@@ -53,16 +53,12 @@ def unit_arguments(
     that give the same networks share one store entry: seeds become a tuple, and the
     ``TrainConfig`` fields that do not change the final weights (``checkpoints``,
     ``log_every``) are reset to their defaults."""
+    check_config("task", task, TaskConfig)
+    check_config("model", model, ModelConfig)
+    check_config("training", training, TrainConfig)
     seeds = check_seeds("seeds", seeds)
+    check_config("reader", reader, ReaderConfig)
     check_device("device", device)
-    for name, value, kind in [
-        ("task", task, TaskConfig),
-        ("model", model, ModelConfig),
-        ("training", training, TrainConfig),
-        ("reader", reader, ReaderConfig),
-    ]:
-        if not isinstance(value, kind):
-            raise TypeError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
     final_only = dataclasses.replace(training, checkpoints=(), log_every=TrainConfig.log_every)
     return task, model, final_only, seeds, reader, device
 
@@ -84,11 +80,15 @@ def dense_study(
     Each task seed is one ``dense_unit``, read from the results store when it is there.
     ``progress``: a progress bar over task seeds (off by default: chapters are compared
     with their reference outputs)."""
+    # every argument is checked before the first unit trains
+    _, model, training, seeds, reader, device = unit_arguments(
+        task, model, training, seeds, reader, device
+    )
     task_seeds = check_seeds("task_seeds", task_seeds)
     parts = []
     for task_seed in tqdm(task_seeds, disable=not progress, desc="dense_study"):
         one = dataclasses.replace(task, seed=task_seed)
-        parts.append(dense_unit(*unit_arguments(one, model, training, seeds, reader, device)))
+        parts.append(dense_unit(one, model, training, seeds, reader, device))
     return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
 
 
@@ -96,6 +96,9 @@ def summarize_checkpoints(
     run: Run, task: Task, reader: ReaderConfig = ReaderConfig()
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Summaries along training: the checkpoint steps [T] and {name: [T, S]}."""
+    check_instance("run", run, Run, " (what tt.train returns)")
+    check_task("task", task)
+    check_config("reader", reader, ReaderConfig)
     steps = sorted(run.checkpoints)
     rows = [summarize(run.checkpoints[t], task, reader) for t in steps]
     return torch.tensor(steps), {name: torch.stack([r[name] for r in rows]) for name in rows[0]}

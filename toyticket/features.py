@@ -19,7 +19,17 @@ import torch
 
 from toyticket.model import Masks, Params, apply_masks, forward, hidden
 from toyticket.tasks import Task
-from toyticket.validation import check_float, check_int
+from toyticket.validation import (
+    check_config,
+    check_ensemble,
+    check_float,
+    check_int,
+    check_mask,
+    check_params,
+    check_task,
+    check_tensor,
+    wrong_type,
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,7 @@ class ReaderConfig:
 
 def aligned_weights(W1: torch.Tensor, task: Task) -> torch.Tensor:
     """a[..., r, c, i] = s_c[i] * W1[..., r, V_c[i]]: [..., h, m, k]."""
-    _check_width(W1, task)
+    _check_width("W1", W1, task)
     return W1[..., task.variables] * task.signs
 
 
@@ -68,6 +78,12 @@ def code_distance(W1: torch.Tensor, task: Task, tau: float = 0.0) -> torch.Tenso
 
 def readout_weight(W2: torch.Tensor, task: Task) -> torch.Tensor:
     """[..., h, m]: the weight from row r to the output that clause c feeds."""
+    check_task("task", task)
+    check_tensor("W2", W2)
+    if W2.ndim < 2 or W2.shape[-2] != task.n_outputs:
+        raise ValueError(
+            f"W2 has shape {tuple(W2.shape)}: allowed [..., n_outputs={task.n_outputs}, width]"
+        )
     return W2[..., task.output_of, :].transpose(-1, -2)
 
 
@@ -76,6 +92,7 @@ def aligned(
 ) -> torch.Tensor:
     """Bool [S, h, m]: row r holds a code of clause c (distance 0) and reads out positively
     to c's output. A static, sign-level statement; whether the code works is ``channels``."""
+    check_ensemble(params, task, masks)
     p = apply_masks(params, masks)
     return (code_distance(p["W1"], task, tau) == 0) & (readout_weight(p["W2"], task) > 0)
 
@@ -101,6 +118,11 @@ def location_fates(
     - ``precursor`` (= converged): final codes that were proximal at ``initial``;
     - ``rejected``: proximal at ``initial`` but not a final code.
     """
+    check_task("task", task)
+    initial = check_params("initial", initial, task)
+    _, h, _ = initial["W1"].shape
+    check_params("final", final, task, lanes=initial["W1"].shape[0], width=h)
+    check_config("reader", reader, ReaderConfig)
     near = proximal(initial["W1"], task, reader.delta, reader.tau)
     code = aligned(final, task, reader.tau)
     return {"proximal": near, "final": code, "precursor": near & code, "rejected": near & ~code}
@@ -109,7 +131,8 @@ def location_fates(
 def supported(mask_W1: torch.Tensor, task: Task) -> torch.Tensor:
     """Bool [S, h, m]: the mask keeps all k weights of row r on clause c's variables, so a code
     of c on r is possible at all in the masked network."""
-    _check_width(mask_W1, task)
+    check_mask("mask_W1", mask_W1)
+    _check_width("mask_W1", mask_W1, task)
     return mask_W1.bool()[..., task.variables].all(-1)
 
 
@@ -117,6 +140,7 @@ def clause_overlap(task: Task) -> dict[str, torch.Tensor]:
     """Integer [m, m] counts of shared variables between clauses: with the same polarity
     (``same``) and with opposite polarity (``opposite``, clauses that can never hold together).
     ``distance`` = k - same: how many literals of one clause the other lacks."""
+    check_task("task", task)
     same_var = task.variables[:, None, :, None] == task.variables[None, :, None, :]
     same_sign = task.signs[:, None, :, None] == task.signs[None, :, None, :]
     same = (same_var & same_sign).sum((-1, -2))
@@ -133,6 +157,7 @@ def row_activity(params: Params, task: Task, masks: Masks | None = None) -> dict
     - ``firing_rate`` [S, h]: probability that the row is active (activation > 0);
     - ``recall`` [S, h, m]: probability that row r is active given that clause c holds.
     """
+    check_ensemble(params, task, masks)
     X = task.inputs()
     w = task.input_weights()
     A = hidden(params, X, masks)  # [S, N, h]
@@ -150,6 +175,8 @@ def selectivity(
     inputs satisfying at least one clause the row serves (``served``: bool [S, h, m]).
     A row active on nearly every input scores about the base rate of its clauses; a row that
     fires only when its clauses hold scores 1. Rows that never fire or serve nothing: NaN."""
+    check_ensemble(params, task, masks)
+    _check_locations("served", served, params, task)
     X = task.inputs()
     w = task.input_weights()
     A = hidden(params, X, masks) * w[None, :, None]  # [S, N, h], float64
@@ -165,6 +192,7 @@ def selectivity(
 def unique_witness_inputs(task: Task) -> torch.Tensor:
     """Bool [N, m]: inputs where clause c holds and no other clause of its output does, so the
     output is true because of c alone."""
+    check_task("task", task)
     holds = task.clause_values()
     group_count = torch.zeros(holds.shape[0], task.n_outputs, dtype=torch.long)
     group_count.index_add_(1, task.output_of, holds.long())
@@ -184,6 +212,8 @@ def channel_ablation(
     """For each clause c, silence the rows of its channel (bool [S, h, m]) and measure, on the
     inputs where c alone makes its output true, the input-weighted accuracy of that output
     before and after: ``before`` [S, m], ``after`` [S, m]. NaN where c has no such input."""
+    check_ensemble(params, task, masks)
+    _check_locations("channel", channel, params, task)
     X = task.inputs()
     w = task.input_weights()
     witness = unique_witness_inputs(task).float() * w[:, None]  # [N, m]
@@ -215,6 +245,8 @@ def channels(
       (accuracy drop >= min_ablation_drop); False for an empty channel;
     - ``shared_rows`` [S]: rows that serve two or more clauses; ``channel_size`` [S, m].
     """
+    check_ensemble(params, task, masks)
+    check_config("reader", reader, ReaderConfig)
     p = apply_masks(params, masks)
     code = aligned(p, task, reader.tau)
     activity = row_activity(p, task)
@@ -239,8 +271,24 @@ def channels(
     }
 
 
-def _check_width(W1: torch.Tensor, task: Task) -> None:
-    if W1.shape[-1] != task.n_vars:
+def _check_width(name: str, W1: torch.Tensor, task: Task) -> None:
+    """``W1`` [..., h, n]: weights (or a mask) of the task's first layer."""
+    check_task("task", task)
+    check_tensor(name, W1)
+    if W1.ndim < 2 or W1.shape[-1] != task.n_vars:
         raise ValueError(
-            f"W1 has {W1.shape[-1]} input columns but the task has n_vars={task.n_vars}"
+            f"{name} has shape {tuple(W1.shape)}: allowed [..., width, n_vars={task.n_vars}] "
+            "(one column per input)"
+        )
+
+
+def _check_locations(name: str, value: object, params: Params, task: Task) -> None:
+    """A bool tensor [S, h, m] over the code locations of an ensemble."""
+    S, h, _ = params["W1"].shape
+    expected = (S, h, task.n_clauses)
+    if not isinstance(value, torch.Tensor) or value.dtype != torch.bool:
+        raise wrong_type(name, value, f"a bool tensor {expected} (lanes, width, n_clauses)")
+    if tuple(value.shape) != expected:
+        raise ValueError(
+            f"{name} has shape {tuple(value.shape)}: allowed {expected} (lanes, width, n_clauses)"
         )

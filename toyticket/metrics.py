@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from toyticket.model import Masks, Params, forward
+from toyticket.model import ACTIVATIONS, Masks, Params, forward
 from toyticket.tasks import Task
-from toyticket.validation import check_float, check_int
+from toyticket.validation import check_choice, check_ensemble, check_float, check_int, check_task
 
 
 def evaluate(
@@ -20,6 +20,8 @@ def evaluate(
     - ``balanced_accuracy`` [S]: mean over outputs of (true-positive rate + true-negative
       rate) / 2, input-weighted; 0.5 for any constant predictor.
     """
+    check_ensemble(params, task, masks)
+    check_choice("activation", activation, ACTIVATIONS)
     X, Y = task.truth_table()
     w = task.input_weights()[None, :, None]
     predicted = forward(params, X, masks, activation) > 0  # [S, N, out]
@@ -40,6 +42,7 @@ def evaluate(
 
 def trivial_accuracy(task: Task) -> float:
     """Bit accuracy of the best constant predictor (each output its majority value)."""
+    check_task("task", task)
     _, Y = task.truth_table()
     positive_rate = (Y * task.input_weights()[:, None]).sum(0)
     return float(torch.maximum(positive_rate, 1 - positive_rate).mean())
@@ -51,6 +54,7 @@ def linearization_test(
     """Re-evaluate trained networks with relu replaced by the identity. Where accuracy barely
     moves, the hidden layer computes nothing a linear map could not: code statistics there say
     nothing about feature channels. Returns relu and identity scores side by side [S]."""
+    check_ensemble(params, task, masks)
     relu = evaluate(params, task, masks, "relu")
     identity = evaluate(params, task, masks, "identity")
     return {

@@ -13,11 +13,24 @@ from dataclasses import dataclass
 
 import torch
 
-from toyticket.validation import check_choice, check_float, check_int, check_seeds
+from toyticket.validation import (
+    PARAM_NAMES,
+    check_choice,
+    check_config,
+    check_float,
+    check_instance,
+    check_int,
+    check_lanes,
+    check_masks,
+    check_params,
+    check_seeds,
+    check_tensor,
+    show,
+    weight_shapes,
+)
 
 Params = dict[str, torch.Tensor]
 Masks = dict[str, torch.Tensor]
-PARAM_NAMES = ("W1", "b1", "W2", "b2")
 ACTIVATIONS = ("relu", "identity")
 
 
@@ -40,6 +53,7 @@ def init_params(n_inputs: int, n_outputs: int, model: ModelConfig, seeds: Sequen
     every weight and bias uniform in +-init_scale/sqrt(fan_in)."""
     check_int("n_inputs", n_inputs, 1)
     check_int("n_outputs", n_outputs, 1)
+    check_config("model", model, ModelConfig)
     seeds = check_seeds("seeds", seeds)
     h = model.width
     shapes = {"W1": (h, n_inputs), "b1": (h,), "W2": (n_outputs, h), "b2": (n_outputs,)}
@@ -54,7 +68,12 @@ def init_params(n_inputs: int, n_outputs: int, model: ModelConfig, seeds: Sequen
 
 
 def apply_masks(params: Params, masks: Masks | None) -> Params:
-    """The effective parameters: masked weights set to zero (a new dict; inputs untouched)."""
+    """The effective parameters: masked weights set to zero (a new dict; inputs untouched).
+
+    Checks the masks' keys and shapes only: training calls this at every step, and the entry
+    points (``train``, ``evaluate``, the reader) check their values."""
+    check_instance("params", params, dict, " of tensors W1, b1, W2, b2")
+    masks = check_masks("masks", masks, weight_shapes(params), values=False)
     if not masks:
         return dict(params)
     return {name: p * masks[name] if name in masks else p for name, p in params.items()}
@@ -65,6 +84,14 @@ def hidden(
 ) -> torch.Tensor:
     """Hidden activations [S, N, h] on inputs X [N, n]."""
     check_choice("activation", activation, ACTIVATIONS)
+    params = check_params("params", params)
+    check_tensor("X", X, 2)
+    if X.shape[1] != params["W1"].shape[2]:
+        raise ValueError(
+            f"X has shape {tuple(X.shape)}: allowed [N, {params['W1'].shape[2]}] (one column "
+            "per input of W1)"
+        )
+    check_masks("masks", masks, weight_shapes(params))
     p = apply_masks(params, masks)
     pre = torch.matmul(X, p["W1"].transpose(1, 2)) + p["b1"][:, None, :]
     return pre.clamp_min(0) if activation == "relu" else pre
@@ -90,10 +117,21 @@ def n_lanes(params: Params) -> int:
 
 def select_lanes(params: Params, lanes: Sequence[int] | slice) -> Params:
     """The sub-ensemble of the given lanes."""
+    params = check_params("params", params)
+    lanes = check_lanes("lanes", lanes, params["W1"].shape[0])
     index = lanes if isinstance(lanes, slice) else torch.as_tensor(lanes, dtype=torch.long)
     return {name: p[index] for name, p in params.items()}
 
 
 def concat_lanes(ensembles: Sequence[Params]) -> Params:
     """Stack ensembles along the lane axis."""
+    if isinstance(ensembles, dict) or not isinstance(ensembles, Sequence) or not ensembles:
+        raise TypeError(
+            f"ensembles={show(ensembles)} is not a non-empty list: allowed a list of ensembles "
+            "(dicts of tensors)"
+        )
+    first = check_params("ensembles[0]", ensembles[0])
+    _, h, n = first["W1"].shape
+    for i, ensemble in enumerate(ensembles[1:], 1):  # the same networks but for the lanes
+        check_params(f"ensembles[{i}]", ensemble, width=h, n_vars=n, n_outputs=first["W2"].shape[1])
     return {name: torch.cat([e[name] for e in ensembles]) for name in ensembles[0]}

@@ -9,6 +9,7 @@ import torch
 
 from toyticket.model import Params
 from toyticket.tasks import Task
+from toyticket.validation import check_float, check_int, check_task, show, wrong_type
 
 
 def planted_network(
@@ -20,11 +21,17 @@ def planted_network(
     positive literals: 1 exactly when c holds, else 0. The output logit is
     2 * gain * (number of its clauses that hold) - gain, positive iff one holds. Rows that code
     no clause are left at zero (silent)."""
+    check_task("task", task)
+    check_float("gain", gain, 0.0, low_open=True)
     m, n = task.n_clauses, task.n_vars
-    rows = list(range(m)) if rows is None else list(rows)
-    width = max(rows) + 1 if width is None else width
+    if rows is not None and (isinstance(rows, str) or not isinstance(rows, Sequence)):
+        raise wrong_type("rows", rows, f"a list of {m} rows")
+    rows = list(range(m)) if rows is None else [check_int("rows entry", r, 0) for r in rows]
+    width = max(rows, default=0) + 1 if width is None else check_int("width", width, 1)
     if len(rows) != m or len(set(rows)) != m or not all(0 <= r < width for r in rows):
-        raise ValueError(f"rows must give {m} distinct rows in [0, {width - 1}], got {rows}")
+        raise ValueError(
+            f"rows={show(rows)} is not allowed: allowed {m} distinct rows in [0, {width - 1}]"
+        )
     W1, b1 = torch.zeros(width, n), torch.zeros(width)
     W2, b2 = torch.zeros(task.n_outputs, width), torch.full((task.n_outputs,), -gain)
     for c, clause in enumerate(task.clauses):

@@ -20,17 +20,27 @@ over the whole truth table).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from toyticket.model import Masks, Params, apply_masks, forward
 from toyticket.tasks import Task
-from toyticket.validation import check_choice, check_float, check_int
+from toyticket.validation import (
+    PRUNABLE,
+    check_choice,
+    check_ensemble,
+    check_float,
+    check_int,
+    check_masks,
+    check_seeds,
+    check_tensor,
+    show,
+    wrong_type,
+)
 
 SCORING_METHODS = ("magnitude", "snip", "grasp", "synflow", "random")
-PRUNABLE = ("W1", "W2")
 SCOPES = ("layer", "global")
 
 
@@ -56,15 +66,17 @@ def score_weights(
     final mask through ``mask_from_scores`` at the same sparsity and scope)."""
     check_choice("method", method, SCORING_METHODS)
     names = _check_names(names)
-    _check_params(params, task)
-    _check_masks(masks, params)
+    check_ensemble(params, task, masks)
     S = params["W1"].shape[0]
     if method == "magnitude":
         scores = {n: params[n].abs() for n in names}
     elif method == "random":
-        seeds = list(range(S)) if seeds is None else list(seeds)
+        # lanes are labelled by their seeds: a repeated seed is a repeated random mask
+        seeds = tuple(range(S)) if seeds is None else check_seeds("seeds", seeds, distinct=False)
         if len(seeds) != S:
-            raise ValueError(f"seeds must give one seed per lane ({S}), got {len(seeds)}")
+            raise ValueError(
+                f"seeds={show(list(seeds))} has {len(seeds)} seeds: allowed one per lane ({S})"
+            )
         scores = {n: _uniform(params[n].shape[1:], seeds, salt=PRUNABLE.index(n)) for n in names}
     elif method == "snip":
         scores = _snip(params, task, names, masks)
@@ -73,7 +85,10 @@ def score_weights(
         scores = _grasp(params, task, names, masks, temperature)
     else:
         if sparsity is None:
-            raise ValueError("synflow needs the target sparsity: pass sparsity=... in [0, 1)")
+            raise ValueError(
+                "sparsity=None is not allowed for method='synflow': allowed a target sparsity "
+                "in [0.0, 1.0)"
+            )
         check_int("iterations", iterations, 1, 10_000)
         return _synflow(params, names, masks, sparsity, iterations, scope)
     return _exclude_pruned(scores, masks)
@@ -93,18 +108,9 @@ def mask_from_scores(
     ``previous`` stay pruned (an error if the sparsity would bring them back)."""
     check_float("sparsity", sparsity, 0.0, 1.0, high_open=True)
     check_choice("scope", scope, SCOPES)
-    if not scores:
-        raise ValueError("scores must hold at least one tensor")
-    shapes = {tuple(s.shape[:1]) for s in scores.values()}
-    if len(shapes) != 1:
-        raise ValueError(f"scores must share the lane axis, got lane counts {sorted(shapes)}")
+    _check_scores(scores)
+    previous = check_masks("previous", previous, {n: s.shape for n, s in scores.items()})
     if previous:
-        for name in scores:
-            if name in previous and previous[name].shape != scores[name].shape:
-                raise ValueError(
-                    f"previous[{name!r}] has shape {tuple(previous[name].shape)}, "
-                    f"scores have {tuple(scores[name].shape)}"
-                )
         scores = _exclude_pruned(scores, previous)
     groups = [[name] for name in scores] if scope == "layer" else [list(scores)]
     masks = {}
@@ -229,36 +235,30 @@ def _exclude_pruned(scores: Params, masks: Masks | dict | None) -> Params:
 
 
 def _check_names(names: Sequence[str]) -> tuple[str, ...]:
-    names = tuple(names)
+    names = tuple(names) if not isinstance(names, str) else (names,)
     if not names or any(n not in PRUNABLE for n in names):
         raise ValueError(
-            f"names={names!r}: choose a non-empty subset of {PRUNABLE} (biases are never pruned)"
+            f"names={show(names)} is not allowed: allowed a non-empty subset of {PRUNABLE} "
+            "(biases are never pruned)"
         )
     return names
 
 
-def _check_masks(masks: Masks | None, params: Params) -> None:
-    for name, m in (masks or {}).items():
+def _check_scores(scores: object) -> None:
+    """Scores: a non-empty dict of prunable weight names to tensors [S, ...], one S for all."""
+    if not isinstance(scores, Mapping):
+        raise wrong_type("scores", scores, "a dict of score tensors by weight name")
+    if not scores:
+        raise ValueError("scores={} is empty: allowed at least one tensor of scores")
+    for name, value in scores.items():
         if name not in PRUNABLE:
+            raise ValueError(f"scores has the key {show(name)}: allowed keys from {PRUNABLE}")
+        if check_tensor(f"scores[{name!r}]", value).ndim < 2:
             raise ValueError(
-                f"masks may only hold {PRUNABLE} (biases are never pruned), got {name!r}"
+                f"scores[{name!r}] has shape {tuple(value.shape)}: allowed [lanes, ...]"
             )
-        if tuple(m.shape) != tuple(params[name].shape):
-            raise ValueError(
-                f"masks[{name!r}] has shape {tuple(m.shape)}, expected {tuple(params[name].shape)}"
-            )
-
-
-def _check_params(params: Params, task: Task) -> None:
-    missing = {"W1", "b1", "W2", "b2"} - set(params)
-    if missing:
-        raise ValueError(f"params lacks {sorted(missing)}: need W1, b1, W2, b2 with a lane axis")
-    S, h, n = params["W1"].shape
-    expected = {"b1": (S, h), "W2": (S, task.n_outputs, h), "b2": (S, task.n_outputs)}
-    if n != task.n_vars:
-        raise ValueError(f"params['W1'] has {n} inputs, the task has n_vars={task.n_vars}")
-    for name, shape in expected.items():
-        if tuple(params[name].shape) != shape:
-            raise ValueError(
-                f"params[{name!r}] has shape {tuple(params[name].shape)}, expected {shape}"
-            )
+    lanes = sorted({s.shape[0] for s in scores.values()})
+    if len(lanes) != 1:
+        raise ValueError(
+            f"scores have lane counts {lanes}: allowed one lane count shared by every tensor"
+        )

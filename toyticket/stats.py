@@ -29,10 +29,18 @@ The t and binomial quantiles come from the regularized incomplete beta function,
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 
-from toyticket.validation import check_choice, check_float, check_int
+from toyticket.validation import (
+    check_choice,
+    check_choices,
+    check_float,
+    check_int,
+    check_seed,
+    wrong_type,
+)
 
 CI_METHODS = ("hierarchical", "t")  # intervals of a grand mean [..., tasks, seeds]
 MEAN_CI_METHODS = ("percentile", "t")  # intervals of a mean over seeds [..., seeds]
@@ -56,9 +64,8 @@ def mean_ci(
     check_float("level", level, 0.0, 1.0, low_open=True, high_open=True)
     check_int("n_boot", n_boot, 1)
     check_choice("method", method, MEAN_CI_METHODS)
-    x = torch.as_tensor(values, dtype=torch.float64)
-    if x.shape[-1] == 0:
-        raise ValueError("values must hold at least one seed along the last axis")
+    seed = check_seed("seed", seed)
+    x = _values(values)
     if method == "t":
         return _t_interval(x, level)
     g = torch.Generator().manual_seed(seed)
@@ -72,7 +79,13 @@ def mean_ci(
 
 def format_ci(values: torch.Tensor, digits: int = 2) -> str:
     """``mean [low, high]`` of one quantity over seeds, for tables."""
-    mean, low, high = mean_ci(values)
+    check_int("digits", digits, 0, 12)
+    x = _values(values)
+    if x.ndim != 1:
+        raise ValueError(
+            f"values has shape {tuple(x.shape)}: allowed one quantity over seeds, shape (seeds,)"
+        )
+    mean, low, high = mean_ci(x)
     return f"{mean.item():.{digits}f} [{low.item():.{digits}f}, {high.item():.{digits}f}]"
 
 
@@ -81,6 +94,15 @@ def format_table(
 ) -> str:
     """A plain-text table: one row per label, one ``mean [low, high]`` cell per column (the
     95% bootstrap interval over the seeds of that row)."""
+    if not isinstance(rows, Mapping):
+        raise wrong_type("rows", rows, "a dict {label: {quantity: values over seeds}}")
+    if not rows:
+        raise ValueError("rows={} is empty: allowed at least one row")
+    for label, values in rows.items():
+        if not isinstance(values, Mapping):
+            raise wrong_type(f"rows[{label!r}]", values, "a dict {quantity: values over seeds}")
+    shared = [name for name in next(iter(rows.values())) if all(name in r for r in rows.values())]
+    columns = list(check_choices("columns", columns, shared))
     header = ["", *columns]
     body = [
         [label, *(format_ci(values[c], digits) for c in columns)] for label, values in rows.items()
@@ -390,3 +412,16 @@ def _t_ppf(p: float, df: int) -> float:
     x = _beta_ppf(2 * min(p, 1 - p), df / 2, 0.5)
     t = math.sqrt(df * (1 - x) / x)
     return t if p > 0.5 else -t
+
+
+def _values(values: object) -> torch.Tensor:
+    """Numbers over seeds (last axis, at least one) as a float64 tensor."""
+    try:
+        x = torch.as_tensor(values, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise wrong_type("values", values, "a tensor of numbers, seeds on the last axis") from None
+    if x.ndim == 0 or x.shape[-1] == 0:
+        raise ValueError(
+            f"values has shape {tuple(x.shape)}: allowed at least one seed along the last axis"
+        )
+    return x

@@ -20,10 +20,19 @@ Layout: ``<store>/<kind>/<digest>.pt`` holds ``torch.save`` of plain tensors, di
 (a ``Run`` is saved through ``Run.to_dict``), and ``<store>/<kind>/<digest>.json`` a sidecar
 for humans and for checking: the key, the code version, the SHA-256 and size of the ``.pt``
 file. Both are written atomically (a temporary name in the same folder, then ``os.replace``),
-the ``.pt`` first: the sidecar is the completeness marker. An entry whose sidecar is missing,
-unreadable or belongs to another key, or whose ``.pt`` does not match the recorded checksum, is
-treated as absent and recomputed (with a warning on the ``toyticket.store`` logger); it is
-never read as a result. Entries load with ``torch.load(weights_only=True)``.
+the ``.pt`` first: the sidecar is the completeness marker. Temporary names start with ``.`` and
+end with ``.tmp`` (``.<name>~<host>~<pid>~<random>.tmp``); readers never look at them, and the
+next write to the folder removes those of writers that died (same host, process gone) or that
+are older than an hour (any host). Files and folders get the usual permissions of the umask,
+plus read access for the group (and search access for folders) where the folder they are
+created in grants it: a store shared by a group stays readable by it. Before the first
+computation the folder is checked writable (``Store.ensure_writable``), so that a result is
+never computed only to be lost.
+
+An entry whose sidecar is missing, unreadable or belongs to another key, or whose ``.pt`` does
+not match the recorded checksum, is treated as absent and recomputed (with a warning on the
+``toyticket.store`` logger); it is never read as a result. Entries load with
+``torch.load(weights_only=True)``.
 
 Location: the environment variable ``TOYTICKET_STORE`` names the folder; ``off`` disables the
 store (everything is recomputed, nothing is written). By default it is ``_build/store`` in the
@@ -52,8 +61,10 @@ import logging
 import math
 import os
 import re
+import secrets
+import socket
+import stat
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -65,10 +76,13 @@ import numba
 import torch
 
 from toyticket import numerics
+from toyticket.validation import wrong_type
 
 STORE_ENV = "TOYTICKET_STORE"
 OFF = "off"
 FORMAT = 1  # of the saved payload; part of every identity
+TEMPORARY_SUFFIX = ".tmp"
+STALE_SECONDS = 3600  # a temporary file this old is a dead writer's, whichever host wrote it
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _KEY_TYPES = "str, int, float, bool, None, lists/tuples, dicts with str keys, dataclasses, tensors"
 
@@ -88,7 +102,7 @@ def canonical(value: Any, where: str = "key") -> Any:
         return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"store {where}={value} must be finite")
+            raise ValueError(f"store {where}={value} is not finite: allowed finite numbers")
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {"__class__": f"{type(value).__module__}.{type(value).__qualname__}"}
@@ -181,7 +195,7 @@ class Entry:
                 "starting with a letter, at most 64 characters"
             )
         if not isinstance(version, str):
-            raise TypeError(f"store version must be a str, got {version!r}")
+            raise wrong_type("store version", version, "a str")
         document = {
             "kind": kind,
             "version": version,
@@ -251,19 +265,72 @@ def default_root() -> Path:
     return (_repo_root() or Path.cwd()) / "_build" / "store"
 
 
+def _make_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents); a new folder is as open to the group as the
+    folder it is created in."""
+    if folder.is_dir():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    shared = folder.parent.stat().st_mode & (stat.S_IRGRP | stat.S_IXGRP)
+    if shared:
+        os.chmod(folder, folder.stat().st_mode | shared)
+
+
+def _temporary(path: Path) -> Path:
+    """A fresh temporary name next to ``path`` that says who writes it (host and pid)."""
+    token = secrets.token_hex(4)
+    return path.with_name(
+        f".{path.name}~{socket.gethostname()}~{os.getpid()}~{token}{TEMPORARY_SUFFIX}"
+    )
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _make_folder(path.parent)
+    tmp = _temporary(path)
+    # os.open applies the umask (tempfile.mkstemp would make the entry private: 0600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            if path.parent.stat().st_mode & stat.S_IRGRP:  # a shared folder: the group reads
+                os.fchmod(f.fileno(), os.fstat(f.fileno()).st_mode | stat.S_IRGRP)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files that dead writers (killed before their rename) left in
+    ``folder``: those of this host whose process is gone, and any older than
+    ``STALE_SECONDS``. Returns what was removed."""
+    host, now, removed = socket.gethostname(), time.time(), []
+    for tmp in folder.glob(f".*{TEMPORARY_SUFFIX}"):
+        parts = tmp.name[1 : -len(TEMPORARY_SUFFIX)].split("~")  # name, host, pid, random
+        try:
+            age = now - tmp.stat().st_mtime
+        except FileNotFoundError:
+            continue  # its writer renamed it meanwhile
+        dead = len(parts) == 4 and parts[1] == host and parts[2].isdigit()
+        dead = dead and not _alive(int(parts[2]))
+        if dead or age > STALE_SECONDS:
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
 
 
 class Store:
@@ -273,8 +340,11 @@ class Store:
     object."""
 
     def __init__(self, root: str | os.PathLike | None) -> None:
+        if root is not None and not isinstance(root, str | os.PathLike):
+            raise wrong_type("root", root, "a folder path, or None (a disabled store)")
         self.root = None if root is None else Path(root).expanduser().resolve()
         self.stats: Counter[tuple[str, str]] = Counter()
+        self._writable = False
 
     def __repr__(self) -> str:
         return f"Store({str(self.root) if self.root else None!r})"
@@ -282,6 +352,24 @@ class Store:
     @property
     def enabled(self) -> bool:
         return self.root is not None
+
+    def ensure_writable(self) -> None:
+        """Create the folder and write (then remove) a probe file in it: a folder that cannot
+        hold results fails here, before anything is computed, not when the first result is
+        saved (and lost). Checked once per object; a disabled store passes."""
+        if self.root is None or self._writable:
+            return
+        try:
+            _make_folder(self.root)
+            probe = _temporary(self.root / ".probe")
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ValueError(
+                f"store={str(self.root)!r} cannot be written ({exc.strerror or exc}): allowed a "
+                f"writable folder (set {STORE_ENV} to one, or to {OFF!r})"
+            ) from None
+        self._writable = True
 
     def paths(self, entry: Entry) -> tuple[Path, Path]:
         """The entry's ``.pt`` file and its ``.json`` sidecar."""
@@ -329,15 +417,20 @@ class Store:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "key_document": entry.document,
         }
+        if data_path.parent.is_dir():
+            remove_stale_temporaries(data_path.parent)
         _atomic_write(data_path, data)
         _atomic_write(meta_path, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
 
     def cached(self, kind: str, key: Any, compute: Callable[[], Any], version: str = "") -> Any:
         """The stored result for (kind, key, version), or ``compute()`` saved under it."""
+        if not callable(compute):
+            raise wrong_type("compute", compute, "a function of no arguments")
         entry = Entry.of(kind, key, version)
         found, value = self.load(entry)
         if found:
             return value
+        self.ensure_writable()  # before computing: a result that cannot be saved is lost
         value = compute()
         self.stats["computed", kind] += 1
         self.save(entry, value)
@@ -381,8 +474,9 @@ class StoredFunction:
         kind: str,
         code: Sequence[ModuleType | str],
         ignore: Sequence[str] | None,
+        check: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
-        self.fn, self.kind = fn, kind
+        self.fn, self.kind, self.check = fn, kind, check
         self.signature = inspect.signature(fn)
         if ignore is None:  # default: leave out a `progress` argument if there is one
             ignore = [name for name in ("progress",) if name in self.signature.parameters]
@@ -390,33 +484,47 @@ class StoredFunction:
         unknown = sorted(set(self.ignore) - set(self.signature.parameters))
         if unknown:
             raise ValueError(
-                f"stored({kind!r}): ignore names no parameter of the function: {unknown}"
+                f"stored({kind!r}): ignore={unknown} names no parameter of the function: allowed "
+                f"names of its parameters {list(self.signature.parameters)}"
             )
         Entry.of(kind, {}, "")  # validate kind now
         modules = list(code) or [fn.__module__]
         self.version = code_version(modules, extra=f"{fn.__module__}.{fn.__qualname__}")
         functools.update_wrapper(self, fn)
 
-    def key(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """The call's arguments by name, defaults filled in, ``ignore``d ones left out."""
+    def arguments(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The call's arguments by name, defaults filled in, validated and normalized by
+        ``check`` (if given)."""
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        return {k: v for k, v in bound.arguments.items() if k not in self.ignore}
+        arguments = dict(bound.arguments)
+        return arguments if self.check is None else self.check(arguments)
+
+    def key(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The call's checked arguments by name, ``ignore``d ones left out."""
+        return self._key(self.arguments(*args, **kwargs))
+
+    def _key(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in arguments.items() if k not in self.ignore}
 
     def entry(self, *args: Any, **kwargs: Any) -> Entry:
         return Entry.of(self.kind, self.key(*args, **kwargs), self.version)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        arguments = self.arguments(*args, **kwargs)  # checked before the store is touched
         store = get_store()
         if not store.enabled:
-            return self.fn(*args, **kwargs)
+            return self.fn(**arguments)
         return store.cached(
-            self.kind, self.key(*args, **kwargs), lambda: self.fn(*args, **kwargs), self.version
+            self.kind, self._key(arguments), lambda: self.fn(**arguments), self.version
         )
 
 
 def stored(
-    kind: str, code: Sequence[ModuleType | str] = (), ignore: Sequence[str] | None = None
+    kind: str,
+    code: Sequence[ModuleType | str] = (),
+    ignore: Sequence[str] | None = None,
+    check: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Callable[[Callable[..., Any]], StoredFunction]:
     """Decorator: keep the function's results in the store under ``kind``.
 
@@ -424,13 +532,16 @@ def stored(
     do not count, by default ``progress`` if the function has it). The version hashes the
     source of the ``code`` modules (default: the function's own module), so list every module
     whose code the result depends on. The result must be a ``Run`` or plain tensors in dicts
-    and lists.
+    and lists. ``check``: the function's door, given the call's arguments by name (defaults
+    filled in) and returning them validated and normalized; it runs before the key is taken,
+    so bad arguments neither compute nor reach the store. The function is then called with
+    its arguments by name.
 
     The one-line way to keep a study in the store: decorate its function, e.g.
     ``@stored("ticket_study", code=["toyticket.tickets", "toyticket.pruning", ...])``, and
     call it as before. Arguments must be configs, seeds, numbers, strings or tensors."""
 
     def decorate(fn: Callable[..., Any]) -> StoredFunction:
-        return StoredFunction(fn, kind, code, ignore)
+        return StoredFunction(fn, kind, code, ignore, check)
 
     return decorate

@@ -8,6 +8,7 @@ from toyticket.features import ReaderConfig, channels, supported
 from toyticket.metrics import evaluate, linearization_test, trivial_accuracy
 from toyticket.model import Masks, Params
 from toyticket.tasks import Task
+from toyticket.validation import check_config, check_ensemble
 
 # The modules whose code determines a trained and summarized ensemble: stored studies list
 # them (plus their own) as their code version (see ``toyticket.store``).
@@ -19,6 +20,24 @@ SUMMARY_CODE = (
     "toyticket.metrics",
     "toyticket.features",
     "toyticket.summary",
+)
+
+# The quantities ``summarize`` returns, in its order: what tables and sweeps may ask for.
+SUMMARY_NAMES = (
+    "bit_accuracy",
+    "balanced_accuracy",
+    "exact_outputs",
+    "trivial_accuracy",
+    "linear_bit_accuracy",
+    "linear_exact_outputs",
+    "aligned_clauses",
+    "serving_clauses",
+    "selective_clauses",
+    "carried_clauses",
+    "supported_clauses",
+    "shared_rows",
+    "row_selectivity",
+    "aligned_firing",
 )
 
 
@@ -36,6 +55,8 @@ def summarize(
     of rows that serve two or more clauses (``shared_rows``), the mean selectivity of serving
     rows (``row_selectivity``) and the mean firing rate of aligned rows (``aligned_firing``).
     """
+    check_ensemble(params, task, masks)
+    check_config("reader", reader, ReaderConfig)
     scores = evaluate(params, task, masks)
     linear = linearization_test(params, task, masks)
     ch = channels(params, task, reader, masks)

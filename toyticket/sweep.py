@@ -44,6 +44,7 @@ import argparse
 import contextlib
 import dataclasses
 import itertools
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -58,9 +59,20 @@ from toyticket.experiments import dense_unit, unit_arguments
 from toyticket.features import ReaderConfig
 from toyticket.model import ModelConfig
 from toyticket.store import Entry, Store, get_store
+from toyticket.summary import SUMMARY_NAMES
 from toyticket.tasks import TaskConfig
 from toyticket.training import TrainConfig
-from toyticket.validation import check_choice, check_device, check_int, check_seeds
+from toyticket.validation import (
+    check_choice,
+    check_choices,
+    check_device,
+    check_int,
+    check_seeds,
+    check_store,
+    read_yaml,
+    show,
+    wrong_type,
+)
 
 STUDIES = ("dense",)
 SECTIONS: dict[str, type] = {
@@ -113,15 +125,10 @@ class SweepResult:
 
 def load_grid(grid: Mapping[str, Any] | str | Path) -> dict[str, Any]:
     """A grid as a mapping: read from a YAML file when given a path."""
-    if isinstance(grid, str | Path):
-        import yaml
-
-        path = Path(grid)
-        if not path.is_file():
-            raise ValueError(f"grid file not found: {path}")
-        grid = yaml.safe_load(path.read_text()) or {}
+    if isinstance(grid, str | os.PathLike):
+        grid = read_yaml("grid", grid) or {}
     if not isinstance(grid, Mapping):
-        raise TypeError(f"grid must be a mapping of section -> values, got {type(grid).__name__}")
+        raise wrong_type("grid", grid, "a mapping of section -> values (or a YAML file of one)")
     return dict(grid)
 
 
@@ -147,7 +154,7 @@ def grid_points(grid: Mapping[str, Any] | str | Path) -> list[Point]:
     for section, cls in SECTIONS.items():
         values = grid.get(section) or {}
         if not isinstance(values, Mapping):
-            raise TypeError(f"grid section {section!r} must be a mapping of field: value")
+            raise wrong_type(f"grid section {section}", values, "a mapping of field: value")
         allowed = [f.name for f in dataclasses.fields(cls)]
         bad = sorted(set(values) - set(allowed))
         if bad:
@@ -159,7 +166,10 @@ def grid_points(grid: Mapping[str, Any] | str | Path) -> list[Point]:
         for name, value in values.items():
             if isinstance(value, list):
                 if not value:
-                    raise ValueError(f"grid axis {section}.{name} is an empty list")
+                    raise ValueError(
+                        f"grid axis {section}.{name}=[] is an empty list: allowed at least one "
+                        "value"
+                    )
                 axes.append((section, name, [_tuples(v) for v in value]))
             else:
                 fixed[section][name] = _tuples(value)
@@ -217,9 +227,22 @@ def run_sweep(
     cluster of N single-threaded worker processes. ``scheduler``: the address of a running Dask
     scheduler (``"tcp://host:8786"``) or a ``dask.distributed.Client``. ``store``: default
     ``get_store()`` (``TOYTICKET_STORE``)."""
-    points = grid_points(grid)
     check_int("workers", workers, 0)
-    store = get_store() if store is None else store
+    if scheduler is not None and workers:
+        raise ValueError(
+            f"workers={workers} and scheduler={show(scheduler)} are both given: allowed one "
+            "of them (local processes or a cluster)"
+        )
+    if (
+        scheduler is not None
+        and not isinstance(scheduler, str)
+        and not hasattr(scheduler, "submit")
+    ):
+        raise wrong_type(
+            "scheduler", scheduler, "an address 'tcp://host:port' or a dask.distributed.Client"
+        )
+    store = get_store() if check_store("store", store) is None else store
+    points = grid_points(grid)
     results: list[SweepResult | None] = [None] * len(points)
     todo: list[tuple[int, Point, Entry]] = []
     for i, point in enumerate(points):
@@ -230,6 +253,8 @@ def run_sweep(
         else:
             todo.append((i, point, entry))
 
+    if todo:
+        store.ensure_writable()  # before computing: a result that cannot be saved is lost
     here = _environment()
 
     def finish(i: int, entry: Entry, there: str, value: dict[str, torch.Tensor]) -> None:
@@ -302,15 +327,7 @@ def _dask_client(scheduler: Any, workers: int) -> Iterator[Any]:
 def _table(results: Sequence[SweepResult], columns: Sequence[str]) -> str:
     from toyticket.stats import format_table
 
-    rows = {r.point.name(): r.result for r in results}
-    known = set(results[0].result) if results else set()
-    missing = [c for c in columns if c not in known]
-    if missing:
-        raise ValueError(
-            f"--columns: unknown quantity {', '.join(missing)}; choose from "
-            f"{', '.join(sorted(known))}"
-        )
-    return format_table(rows, list(columns))
+    return format_table({r.point.name(): r.result for r in results}, list(columns))
 
 
 def _iter_listing(points: Sequence[Point], store: Store) -> Iterator[str]:
@@ -340,13 +357,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    try:
+    store = get_store()
+    try:  # every argument, and the store, before anything is computed
         points = grid_points(args.grid)
         check_int("--workers", args.workers, 0)
+        check_choices("--columns", args.columns, SUMMARY_NAMES)
+        if not args.list:
+            store.ensure_writable()
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    store = get_store()
     print(f"{len(points)} points; store: {store.root or 'off (TOYTICKET_STORE=off)'}")
     if args.list:
         for line in _iter_listing(points, store):

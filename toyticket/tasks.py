@@ -21,7 +21,7 @@ from itertools import combinations
 
 import torch
 
-from toyticket.validation import check_choice, check_int, check_open_unit
+from toyticket.validation import check_choice, check_config, check_int, check_open_unit, check_seed
 
 READOUTS = ("clauses", "dnf", "groups")
 MAX_TRUTH_TABLE_VARS = 20
@@ -65,7 +65,8 @@ class TaskConfig:
         check_int("clause_size", self.clause_size, 1, self.n_vars)
         check_choice("readout", self.readout, READOUTS)
         check_open_unit("input_p", self.input_p)
-        check_int("seed", self.seed, 0)
+        # seeds may be numpy or torch integers; kept as an int, so configs compare and hash
+        object.__setattr__(self, "seed", check_seed("seed", self.seed))
         check_int("n_clauses", self.n_clauses, 1)
         n_patterns = 2**self.clause_size
         if self.n_templates is not None:
@@ -77,8 +78,8 @@ class TaskConfig:
             check_int("group_size", self.group_size, 1, self.n_clauses)
             if self.n_clauses % self.group_size:
                 raise ValueError(
-                    f"n_clauses={self.n_clauses} must be a multiple of group_size="
-                    f"{self.group_size} for readout='groups'"
+                    f"n_clauses={self.n_clauses} is not a multiple of group_size="
+                    f"{self.group_size}: allowed a multiple of group_size for readout='groups'"
                 )
 
 
@@ -192,6 +193,7 @@ def make_task(
 
 def build_task(config: TaskConfig) -> Task:
     """The task a config determines (same config, same task)."""
+    check_config("config", config, TaskConfig)
     n, k, m = config.n_vars, config.clause_size, config.n_clauses
     g = torch.Generator().manual_seed(config.seed)
     all_patterns = [tuple(1 if (p >> i) & 1 == 0 else -1 for i in range(k)) for p in range(2**k)]

@@ -19,7 +19,7 @@ Protocol (Frankle and Carbin 2019; late rewinding: Frankle et al. 2020):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -33,7 +33,22 @@ from toyticket.store import stored
 from toyticket.summary import SUMMARY_CODE, summarize
 from toyticket.tasks import Task
 from toyticket.training import Run, TrainConfig, train
-from toyticket.validation import check_choice, check_float, check_int
+from toyticket.validation import (
+    SEED_MAX,
+    check_bool,
+    check_choice,
+    check_choices,
+    check_config,
+    check_float,
+    check_instance,
+    check_int,
+    check_masks,
+    check_params,
+    check_seeds,
+    check_task,
+    show,
+    wrong_type,
+)
 
 DISCOVERY_METHODS = ("imp", "oneshot", "magnitude_init", "snip", "grasp", "synflow", "random")
 MATCHING_RULES = ("noninferior", "one_std", "exact")
@@ -56,8 +71,7 @@ class PruningConfig:
         check_float("fraction", self.fraction, 0.0, 1.0, low_open=True, high_open=True)
         check_int("rounds", self.rounds, 1, 100)
         check_choice("scope", self.scope, SCOPES)
-        if not isinstance(self.prune_output, bool):
-            raise TypeError(f"prune_output must be True or False, got {self.prune_output!r}")
+        check_bool("prune_output", self.prune_output)
         check_int("rewind_step", self.rewind_step, 0)
 
     @property
@@ -85,13 +99,44 @@ class Ladder:
         return self.runs[0]
 
 
+def check_rewind(rewind_step: int, training: TrainConfig) -> int:
+    """A rewind point must lie before the end of training: at least one step is retrained."""
+    if rewind_step >= training.steps:
+        raise ValueError(
+            f"rewind_step={rewind_step} is not below the training steps: allowed "
+            f"[0, {training.steps - 1}] (training.steps={training.steps})"
+        )
+    return rewind_step
+
+
+def check_methods(name: str, methods: object) -> tuple[str, ...]:
+    """Discovery methods: a non-empty list of names from ``DISCOVERY_METHODS``."""
+    return check_choices(name, methods, DISCOVERY_METHODS)
+
+
+def check_tolerance(name: str, tolerance: object) -> float:
+    """How far below dense a ticket may be and still match it: an accuracy gap in [0, 1]."""
+    return check_float(name, tolerance, 0.0, 1.0)
+
+
+def _check_study(
+    task: Task, model: ModelConfig, training: TrainConfig, seeds: object, pruning: PruningConfig
+) -> tuple[int, ...]:
+    """The shared door of IMP and the ticket study; returns the seeds as a tuple of ints."""
+    check_task("task", task)
+    check_config("model", model, ModelConfig)
+    check_config("training", training, TrainConfig)
+    # the controls' seeds are offsets of the network seeds (REINIT_OFFSET): leave room for them
+    seeds = check_seeds("seeds", seeds, high=SEED_MAX - 2 * REINIT_OFFSET)
+    check_config("pruning", pruning, PruningConfig)
+    check_rewind(pruning.rewind_step, training)
+    return seeds
+
+
 def retraining(training: TrainConfig, rewind_step: int) -> TrainConfig:
     """The budget of a network rewound to step k: the remaining ``steps - k`` steps, with
     checkpoints counted from the rewind point."""
-    if rewind_step >= training.steps:
-        raise ValueError(
-            f"rewind_step={rewind_step} must be below the training steps ({training.steps})"
-        )
+    check_rewind(rewind_step, training)
     return dataclasses.replace(
         training,
         steps=training.steps - rewind_step,
@@ -110,6 +155,7 @@ def imp(
 ) -> Ladder:
     """Iterative magnitude pruning with rewinding; all seeds of a level train as one batch.
     ``progress``: a progress bar over the rounds."""
+    seeds = _check_study(task, model, training, seeds, pruning)
     k = pruning.rewind_step
     dense_cfg = dataclasses.replace(training, checkpoints=(*training.checkpoints, k))
     dense = train(task, model, dense_cfg, seeds)
@@ -139,6 +185,11 @@ def discover(
 
     Scores are taken at the rewound weights, except ``oneshot`` (the dense end weights)."""
     check_choice("method", method, DISCOVERY_METHODS)
+    check_task("task", task)
+    check_float("sparsity", sparsity, 0.0, 1.0, high_open=True)
+    check_config("pruning", pruning, PruningConfig)
+    seeds = check_seeds("seeds", seeds)
+    check_instance("ladder", ladder, Ladder, " (what tt.imp returns)")
     names = pruning.names
     if method == "imp":
         level = _level(ladder, sparsity)
@@ -170,10 +221,28 @@ def retrain_many(
 ) -> list[Run]:
     """Retrain several (mask, initialization) ensembles of ``len(seeds)`` lanes each as ONE
     batched computation, and split the result back into one ``Run`` per ensemble."""
+    for name, value in (("masks", masks), ("inits", inits)):
+        if isinstance(value, dict) or not isinstance(value, Sequence):
+            raise wrong_type(name, value, "a list, one entry per ensemble")
     if len(masks) != len(inits) or not masks:
-        raise ValueError(f"need as many masks as inits (got {len(masks)} and {len(inits)})")
-    S = len(seeds)
-    names = list(masks[0])
+        raise ValueError(
+            f"masks and inits have {len(masks)} and {len(inits)} entries: allowed as many "
+            "masks as inits, at least one"
+        )
+    check_task("task", task)
+    check_config("model", model, ModelConfig)
+    check_config("training", training, TrainConfig)
+    seeds = check_seeds("seeds", seeds)
+    S, h = len(seeds), model.width
+    shapes = {"W1": (S, h, task.n_vars), "W2": (S, task.n_outputs, h)}
+    names = list(check_masks("masks[0]", masks[0], shapes) or {})
+    for i, (mask, init) in enumerate(zip(masks, inits, strict=True)):
+        mask = check_masks(f"masks[{i}]", mask, shapes) or {}
+        if sorted(mask) != sorted(names):  # stacked into one batch: the same weights masked
+            raise ValueError(
+                f"masks[{i}] has the keys {sorted(mask)}: allowed those of masks[0], {names}"
+            )
+        check_params(f"inits[{i}]", init, task, lanes=S, width=h)
     stacked = {n: torch.cat([m[n] for m in masks]) for n in names}
     run = train(
         task, model, training, list(seeds) * len(masks), masks=stacked, init=concat_lanes(inits)
@@ -185,7 +254,18 @@ def retrain_many(
 TICKET_CODE = (*SUMMARY_CODE, "toyticket.pruning", __name__)
 
 
-@stored("ticket_study", code=TICKET_CODE)
+def _ticket_arguments(arguments: dict) -> dict:
+    """The door of ``ticket_study``: run before its store key is taken, so bad arguments
+    neither train nor reach the store; seeds and methods are normalized to tuples (the same
+    key as lists)."""
+    a = dict(arguments)
+    a["seeds"] = _check_study(a["task"], a["model"], a["training"], a["seeds"], a["pruning"])
+    a["methods"] = check_methods("methods", a["methods"])
+    check_config("reader", a["reader"], ReaderConfig)
+    return a
+
+
+@stored("ticket_study", code=TICKET_CODE, check=_ticket_arguments)
 def ticket_study(
     task: Task,
     model: ModelConfig,
@@ -209,8 +289,6 @@ def ticket_study(
     of the controls and methods (levels x seeds x rows) is retrained in one batched
     computation. Results are kept in the results store.
     ``progress``: progress bars (off by default: chapters compare their outputs)."""
-    for method in methods:
-        check_choice("methods entry", method, DISCOVERY_METHODS)
     if not isinstance(sign_reinit, bool):
         raise TypeError(f"sign_reinit must be True or False, got {sign_reinit!r}")
     ladder = imp(task, model, training, seeds, pruning, progress=progress)
@@ -285,7 +363,10 @@ def _level(ladder: Ladder, sparsity: float) -> int:
     for level, s in enumerate(ladder.sparsities):
         if abs(s - sparsity) < 1e-9:
             return level
-    raise ValueError(f"sparsity={sparsity} is not a level of the IMP ladder {ladder.sparsities}")
+    raise ValueError(
+        f"sparsity={sparsity} is not a level of the IMP ladder: allowed one of "
+        f"{tuple(round(s, 6) for s in ladder.sparsities)}"
+    )
 
 
 def _random_seeds(seeds: Sequence[int]) -> list[int]:
@@ -317,7 +398,15 @@ def assess_tickets(
     - where the study has the row "sign_reinit": ``gap_sign_reinit`` and
       ``beats_sign_reinit`` [levels] (its interval lies above zero); the other entries do
       not depend on it."""
-    check_float("tolerance", tolerance, 0.0, 1.0)
+    check_tolerance("tolerance", tolerance)
+    rows = ("dense", "imp", "reinit", "random", "sparsity")
+    if not isinstance(study, Mapping) or any(row not in study for row in rows):
+        got = sorted(study) if isinstance(study, Mapping) else type(study).__name__
+        raise ValueError(
+            f"study has rows {show(got)}: allowed the result of tt.ticket_study (rows "
+            f"{', '.join(rows)})"
+        )
+    check_choice("metric", metric, [k for k in study["imp"] if k in study["dense"]])
     ticket, dense = study["imp"][metric], study["dense"][metric]
     controls = ("dense", "reinit", "random", "sign_reinit")
     gaps = {

@@ -23,11 +23,15 @@ from toyticket.model import Masks, ModelConfig, Params, apply_masks, init_params
 from toyticket.tasks import Task
 from toyticket.validation import (
     check_choice,
+    check_config,
     check_device,
     check_float,
     check_int,
+    check_masks,
+    check_params,
     check_seeds,
     check_steps,
+    check_task,
 )
 
 OPTIMIZERS = ("adam", "sgd")
@@ -125,13 +129,11 @@ def train(
     masked weights are zero from the start and stay exactly zero. ``device``: where the
     computation runs ("cpu", "cuda", "cuda:1", "mps"); the returned ``Run`` is on the CPU.
     Results on another device agree with the CPU's to float32 rounding, not bitwise."""
-    seeds = check_seeds("seeds", seeds)
-    dev = torch.device(check_device("device", device))
+    seeds, dev = _check_ensemble(task, model, training, seeds, masks, init, device)
     X, Y = (t.to(dev) for t in task.truth_table())
     w = task.input_weights().float().to(dev)
     params = init_params(task.n_vars, task.n_outputs, model, seeds) if init is None else init
     params = {name: p.detach().to(dev, torch.float32, copy=True) for name, p in params.items()}
-    _check_ensemble(params, masks, len(seeds), task, model)
     masks = {name: m.to(dev, torch.float32) for name, m in (masks or {}).items()}
     params = apply_masks(params, masks)
 
@@ -365,30 +367,25 @@ def _copy(params: Params) -> Params:
 
 
 def _check_ensemble(
-    params: Params, masks: Masks | None, S: int, task: Task, model: ModelConfig
-) -> None:
-    expected = {
-        "W1": (S, model.width, task.n_vars),
-        "b1": (S, model.width),
-        "W2": (S, task.n_outputs, model.width),
-        "b2": (S, task.n_outputs),
-    }
-    if set(params) != set(expected):
-        raise ValueError(
-            f"init must have exactly the keys {sorted(expected)}, got {sorted(params)}"
-        )
-    for name, shape in expected.items():
-        if tuple(params[name].shape) != shape:
-            raise ValueError(
-                f"init[{name!r}] has shape {tuple(params[name].shape)}, expected {shape} "
-                f"(lanes, width, task dimensions)"
-            )
-    for name, m in (masks or {}).items():
-        if name not in ("W1", "W2"):
-            raise ValueError(
-                f"masks may only hold 'W1' and 'W2' (biases are never pruned), got {name!r}"
-            )
-        if tuple(m.shape) != expected[name]:
-            raise ValueError(
-                f"masks[{name!r}] has shape {tuple(m.shape)}, expected {expected[name]}"
-            )
+    task: Task,
+    model: ModelConfig,
+    training: TrainConfig,
+    seeds: Sequence[int],
+    masks: Masks | None,
+    init: Params | None,
+    device: str,
+) -> tuple[tuple[int, ...], torch.device]:
+    """The door of ``train``: every argument checked before any work; returns the seeds as a
+    tuple of ints and the device."""
+    check_task("task", task)
+    check_config("model", model, ModelConfig)
+    check_config("training", training, TrainConfig)
+    # With an ``init``, seeds only label the lanes (retraining repeats them, once per mask);
+    # without, a repeated seed would train the same network twice.
+    seeds = check_seeds("seeds", seeds, distinct=init is None)
+    dev = torch.device(check_device("device", device))
+    S, h = len(seeds), model.width
+    if init is not None:
+        check_params("init", init, task, lanes=S, width=h)
+    check_masks("masks", masks, {"W1": (S, h, task.n_vars), "W2": (S, task.n_outputs, h)})
+    return seeds, dev
