@@ -20,12 +20,16 @@ rows of W1 vectorizes. A whole training (all steps, the optimizer, checkpoints, 
 accuracy) runs in compiled code; lanes are independent calls, so a lane's bits never depend on
 the rest of the ensemble.
 
-Numerics: sums are reassociated (``fastmath`` reassoc and contract) so that they vectorize;
-the machine code, and so every bit, is then fixed by the target CPU that ``toyticket.numerics``
-pins (one AVX2 build for every x86-64 CPU that has it). The sigmoid uses an exp written here in
-plain arithmetic, not the C library's, so no libm version or code path enters the training.
-Functions are generic in the float type: float32 trains the book, float64 checks the engine
-against an independent computation.
+Numerics: nothing is left to the compiler's discretion. There is no fastmath: no sum is
+reassociated, no multiply-add fused unless the code says so, so the bits are fixed by this
+source alone, the same in a fresh compilation and from numba's cache (with reassociation they
+were not: LLVM's back end reorders sums differently there). Sums over the rows of the table,
+which would otherwise be sequential, accumulate elementwise across blocks and end in a
+pairwise sum written here (``pairwise_sum``). The target CPU is pinned by
+``toyticket.numerics`` (one AVX2 build for every x86-64 CPU that has it), and the sigmoid uses
+an exp written here in plain arithmetic, not the C library's, so no libm version or code path
+enters the training. Functions are generic in the float type: float32 trains the book,
+float64 checks the engine against an independent computation.
 """
 
 from __future__ import annotations
@@ -43,7 +47,6 @@ from toyticket import numerics
 
 numerics.pin()  # before the first compilation: the pinned target decides the machine code
 
-FAST = {"reassoc", "nsz", "contract"}  # vectorized sums; no approximations, no nan/inf games
 BLOCK_BITS = 8  # 256 rows a block: long enough loops, activations (256 x h floats) in L2
 OPTIMIZER_CODES = {"adam": 0, "sgd": 1}
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # PyTorch's defaults
@@ -139,7 +142,7 @@ def logit_grads(Z, YT, wo, G):
             G[o, lo] = (sigmoid(Z[o, lo]) - YT[o, lo]) * wo[lo]
 
 
-@nb.njit(cache=True, fastmath=FAST, error_model="numpy")
+@nb.njit(cache=True, error_model="numpy")
 def lane_grads(W1T, b1, W2, b2, M1T, M2, YT, wo, wo64, wpen, metrics, work, grads):
     """Gradients of one lane's loss at (W1, b1, W2, b2), written into ``grads``.
 
@@ -150,11 +153,12 @@ def lane_grads(W1T, b1, W2, b2, M1T, M2, YT, wo, wo64, wpen, metrics, work, grad
     weight, the gradient of the activation penalty (zeros without one). ``work``: scratch
     arrays from ``workspace``; ``grads``: (gW1T, gb1, gW2, gb2). Returns (loss, bit accuracy)
     of the lane in float64 when ``metrics``, else (0, 0)."""
-    lowT, high, A, Z, G, dA, Dlow, Dhigh = work
+    lowT, high, A, Z, G, dA, Dlow, Dhigh, GS, WS, scratch = work
     gW1T, gb1, gW2, gb2 = grads
+    n_out, h = W2.shape
     _tables(W1T, b1, lowT, high)
-    gW2[:, :] = 0
-    gb2[:] = 0
+    GS[:, :] = 0
+    WS[:, :, :] = 0
     Dlow[:, :] = 0
     loss = 0.0
     correct = 0.0
@@ -165,8 +169,12 @@ def lane_grads(W1T, b1, W2, b2, M1T, M2, YT, wo, wo64, wpen, metrics, work, grad
             block_loss, block_correct = _metrics(Z, A, YT[hi], wo64[hi], wpen[hi])
             loss += block_loss
             correct += block_correct
-        _backward(A, W2, G, wpen[hi], dA, gW2, gb2, Dlow, Dhigh[hi])
-    _halve(Dlow, Dhigh, gW1T, gb1)
+        _backward(A, W2, G, wpen[hi], dA, GS, WS, Dlow, Dhigh[hi], scratch)
+    for o in range(n_out):
+        gb2[o] = pairwise_sum(GS[o], scratch)
+        for r in range(h):
+            gW2[o, r] = pairwise_sum(WS[o, r], scratch)
+    _halve(Dlow, Dhigh, gW1T, gb1, scratch)
     if M1T.size:
         gW1T *= M1T
     if M2.size:
@@ -174,7 +182,7 @@ def lane_grads(W1T, b1, W2, b2, M1T, M2, YT, wo, wo64, wpen, metrics, work, grad
     return loss, correct
 
 
-@nb.njit(cache=True, fastmath=FAST, error_model="numpy")
+@nb.njit(cache=True, error_model="numpy")
 def _tables(W1T, b1, lowT, high):
     """The first layer's outer-sum tables, by doubling: lowT [h, B] over the low bits of the
     row index (no bias), high [H, h] over the remaining bits (with the bias)."""
@@ -196,7 +204,7 @@ def _tables(W1T, b1, lowT, high):
                 high[half + i, r] = high[i, r] + W1T[j, r]
 
 
-@nb.njit(cache=True, fastmath=FAST, error_model="numpy")
+@nb.njit(cache=True, error_model="numpy")
 def _forward(high_row, lowT, W2, b2, A, Z):
     """Activations A [h, B] and logits Z [P, B] of one block (one row of the high table),
     four outputs at a time so that a row of A is read once per group."""
@@ -244,56 +252,71 @@ def _metrics(Z, A, YT, wo64, wpen):
     return loss, correct
 
 
-@nb.njit(cache=True, fastmath=FAST, error_model="numpy")
-def _backward(A, W2, G, wpen, dA, gW2, gb2, Dlow, Dhigh_row):
-    """Accumulate one block's dW2, db2 and dL/dpre summed over hi (Dlow [h, B]); write its
-    dL/dpre summed over lo (Dhigh_row [h])."""
-    h, B = A.shape
+@nb.njit(cache=True, error_model="numpy")
+def _backward(A, W2, G, wpen, dA, GS, WS, Dlow, Dhigh_row, scratch):
+    """Accumulate one block's share, elementwise over its rows: GS [P, B] += G (for db2),
+    WS [P, h, B] += G A (for dW2), Dlow [h, B] += dL/dpre (the low bits of dW1); and write
+    Dhigh_row [h], the block's dL/dpre summed over its rows (the high bits). Outputs go four
+    at a time, so that a row of activations is read once per group."""
+    n_out, h = W2.shape
+    B = A.shape[1]
     zero = np.zeros(1, A.dtype)[0]
-    for o in range(W2.shape[0]):
-        s = zero
+    for o in range(GS.shape[0]):
         for lo in range(B):
-            s += G[o, lo]
-        gb2[o] += s
+            GS[o, lo] += G[o, lo]
     for r in range(h):
         for lo in range(B):
             dA[lo] = wpen[lo]
-        for o0 in range(0, W2.shape[0], 4):
+        for o0 in range(0, n_out, 4):
             w_0, w_1, w_2, w_3 = _four_col(W2, o0, r, zero)
-            s_0 = s_1 = s_2 = s_3 = zero
             for lo in range(B):
                 a = A[r, lo]
                 g_0, g_1, g_2, g_3 = G[o0, lo], G[o0 + 1, lo], G[o0 + 2, lo], G[o0 + 3, lo]
                 dA[lo] += w_0 * g_0 + w_1 * g_1 + w_2 * g_2 + w_3 * g_3
-                s_0 += g_0 * a
-                s_1 += g_1 * a
-                s_2 += g_2 * a
-                s_3 += g_3 * a
-            _add_four(gW2, o0, r, s_0, s_1, s_2, s_3)
-        s = zero
+                WS[o0, r, lo] += g_0 * a
+                WS[o0 + 1, r, lo] += g_1 * a
+                WS[o0 + 2, r, lo] += g_2 * a
+                WS[o0 + 3, r, lo] += g_3 * a
         for lo in range(B):
-            d = dA[lo] if A[r, lo] > 0 else zero
+            d = dA[lo] if A[r, lo] > 0 else zero  # dL/dpre: the ReLU gate
             Dlow[r, lo] += d
-            s += d
-        Dhigh_row[r] = s
+            dA[lo] = d
+        Dhigh_row[r] = pairwise_sum(dA, scratch)
 
 
-@nb.njit(cache=True, fastmath=FAST, error_model="numpy")
-def _halve(Dlow, Dhigh, gW1T, gb1):
+@nb.njit(cache=True, error_model="numpy")
+def pairwise_sum(v, scratch):
+    """The sum of v (its length a power of two) in a fixed order: halves added elementwise
+    until one number is left. Every loop is elementwise, so it vectorizes without any
+    reassociation and gives the same bits however it is compiled. ``scratch``: at least
+    len(v) // 2 numbers."""
+    n = v.shape[0]
+    if n == 1:
+        return v[0]
+    n //= 2
+    for i in range(n):
+        scratch[i] = v[i] + v[n + i]
+    while n > 1:
+        n //= 2
+        for i in range(n):
+            scratch[i] += scratch[n + i]
+    return scratch[0]
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _halve(Dlow, Dhigh, gW1T, gb1, scratch):
     """dW1 by halving (in place): column j sums dL/dpre over the rows with bit j set, from
     Dlow for the low bits and from Dhigh for the others; db1 is the total."""
-    h, B = Dlow.shape
-    n = gW1T.shape[0]
+    n, h = gW1T.shape
     nb_low = min(n, BLOCK_BITS)
     zero = np.zeros(1, Dlow.dtype)[0]
     for r in range(h):
+        row = Dlow[r]
         for j in range(nb_low - 1, -1, -1):
             half = 1 << j
-            s = zero
+            gW1T[j, r] = pairwise_sum(row[half : 2 * half], scratch)
             for i in range(half):
-                s += Dlow[r, half + i]
-                Dlow[r, i] += Dlow[r, half + i]
-            gW1T[j, r] = s
+                row[i] += row[half + i]
     for j in range(n - 1, nb_low - 1, -1):
         half = 1 << (j - nb_low)
         gW1T[j, :] = zero
@@ -358,10 +381,13 @@ def workspace(W1T, W2):
         np.empty(B, dt),  # dL/dA of one row of W1 over the block
         np.empty((h, B), dt),  # dL/dpre summed over hi
         np.empty((H, h), dt),  # dL/dpre summed over lo
+        np.empty((P, B), dt),  # dL/dlogits summed over hi (for db2)
+        np.empty((P, h, B), dt),  # G A summed over hi (for dW2)
+        np.empty(max(1, B // 2), dt),  # scratch of pairwise_sum
     )
 
 
-@nb.njit(cache=True, fastmath=FAST, error_model="numpy")
+@nb.njit(cache=True, error_model="numpy")
 def _adam_step(p, g, m, v, c):
     """One Adam update in place (flat views), with the constants c = (lr / (1 - beta1**t),
     1 / (1 - beta2**t), eps, beta1, 1 - beta1, beta2, 1 - beta2) in the network's float type."""
@@ -372,7 +398,7 @@ def _adam_step(p, g, m, v, c):
         p[i] -= lr_t * m[i] / (math.sqrt(v[i] * bc2) + eps)
 
 
-@nb.njit(cache=True, fastmath=FAST, error_model="numpy")
+@nb.njit(cache=True, error_model="numpy")
 def _sgd_step(p, g, buf, lr, momentum):
     """One heavy-ball update in place (flat views), as torch.optim.SGD(momentum=momentum)."""
     for i in range(p.size):
@@ -380,14 +406,15 @@ def _sgd_step(p, g, buf, lr, momentum):
         p[i] -= lr * buf[i]
 
 
-@nb.njit(cache=True, fastmath=FAST, error_model="numpy")
+@nb.njit(cache=True, error_model="numpy")
 def train_lane(params, masks, data, schedule, hyper, keep, checkpoints, history):
     """Train one lane in place and record it.
 
     ``params``: (W1T, b1, W2, b2), float arrays updated in place; ``masks``: (M1T, M2), size 0
     where unmasked; ``data``: (YT, wo, wo64, wpen) as ``lane_grads`` takes them.
-    ``schedule``: int64 [steps, log_every, optimizer code]; ``hyper``: float64 [lr, momentum]. ``keep``: the checkpoint steps, sorted, 0 and ``steps`` included;
-    ``checkpoints``: one array [len(keep), ...] per parameter, filled at those steps.
+    ``schedule``: int64 [steps, log_every, optimizer code]; ``hyper``: float64 [lr, momentum].
+    ``keep``: the checkpoint steps, sorted, 0 and ``steps`` included; ``checkpoints``: one
+    array [len(keep), ...] per parameter, filled at those steps.
     ``history`` [2, T]: loss and bit accuracy at every logged step (multiples of log_every,
     and the last)."""
     W1T, b1, W2, b2 = params
