@@ -407,6 +407,144 @@ def normalize_reference(nb):
     return nb
 
 
+# --------------------------------------------------------------------------- offline assets
+
+# JavaScript the website needs at run time, served from the site itself so that formulas and
+# widgets work with no network: npm packages pinned by version and checked against the
+# registry's sha512 integrity. `npm pack` fetches each tarball once into _build/vendor/
+# (a fresh clone downloads about 11 MB the first time; later builds reuse the cache).
+VENDOR = BUILD / "vendor"
+SITE_ASSETS = ROOT / "tools" / "site_assets"  # small files of our own, committed
+VENDOR_STAGE = "_vendor"  # html_static_path entry in _config.yml; not `_static` (JB1 B.6 trap)
+
+
+@dataclass(frozen=True)
+class NpmPackage:
+    name: str
+    version: str
+    integrity: str  # `npm view NAME@VERSION dist.integrity`
+    files: tuple  # (glob inside package/, destination folder under _vendor/)
+
+
+WIDGET_FONTS = ("dist/*.woff2", "dist/*.woff")
+NPM_PACKAGES = (
+    NpmPackage(
+        "requirejs",
+        "2.3.8",
+        "sha512-7/cTSLOdYkNBNJcDMWf+luFvMriVm7eYxp4BcFCsAX0wF421Vyce5SXP17c+Jd5otXKGNehIonFlyQXSowL6Mw==",
+        (("require.js", "widgets"),),
+    ),
+    NpmPackage(
+        "@jupyter-widgets/html-manager",
+        "1.0.15",
+        "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
+        (("dist/embed-amd.js", "widgets"), ("dist/embed.js.LICENSE.txt", "widgets"))
+        # The widget CSS asks for its icon fonts next to the AMD module's URL (see
+        # tools/site_assets/widgets/widgets-paths.js): @jupyter-widgets/{base,controls}.js
+        # and @jupyter-widgets/html-manager/dist/libembed-amd.js.
+        + tuple((g, "widgets/@jupyter-widgets") for g in WIDGET_FONTS)
+        + tuple((g, "widgets/@jupyter-widgets/html-manager/dist") for g in WIDGET_FONTS),
+    ),
+    NpmPackage(
+        "mathjax",
+        "3.2.2",
+        "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==",
+        (
+            ("es5/tex-chtml.js", "mathjax"),
+            ("LICENSE", "mathjax"),
+            # loaded on demand: fonts, TeX extensions (autoload), menu and accessibility
+            ("es5/output/chtml/fonts/woff-v2/*", "mathjax/output/chtml/fonts/woff-v2"),
+            ("es5/input/tex/extensions/*", "mathjax/input/tex/extensions"),
+            ("es5/a11y/*", "mathjax/a11y"),
+            ("es5/ui/*", "mathjax/ui"),
+        ),
+    ),
+)
+
+
+def _npm_integrity(data: bytes) -> str:
+    import base64
+    import hashlib
+
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode("ascii")
+
+
+def npm_tarball(package: NpmPackage, cache: Path = VENDOR) -> Path:
+    """The package's tarball in the cache, fetched with `npm pack` if missing or corrupt."""
+    safe = package.name.lstrip("@").replace("/", "-")
+    tarball = cache / "tarballs" / f"{safe}-{package.version}.tgz"
+    if tarball.is_file() and _npm_integrity(tarball.read_bytes()) == package.integrity:
+        return tarball
+    npm = shutil.which("npm")
+    if npm is None:
+        raise BookError(
+            f"the website serves {package.name}@{package.version} itself and needs `npm` to "
+            "fetch it once from the npm registry: install Node.js and npm "
+            "(e.g. `apt-get install -y npm`) or put the tarball at " + _show(tarball)
+        )
+    tarball.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="npm-pack-", dir=tarball.parent) as tmp:
+        spec = f"{package.name}@{package.version}"
+        proc = subprocess.run(
+            [npm, "pack", spec, "--pack-destination", tmp, "--silent", "--no-fund"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        packed = sorted(Path(tmp).glob("*.tgz"))
+        if proc.returncode != 0 or len(packed) != 1:
+            raise BookError(
+                f"`npm pack {spec}` failed (exit {proc.returncode}): "
+                f"{(proc.stderr or proc.stdout).strip()[-2000:]}"
+            )
+        got = _npm_integrity(packed[0].read_bytes())
+        if got != package.integrity:
+            raise BookError(f"{spec}: integrity {got} does not match the pinned {package.integrity}")
+        packed[0].replace(tarball)
+    return tarball
+
+
+def vendor_assets(cache: Path = VENDOR) -> Path:
+    """Assemble the folder served as the site's offline JavaScript (cached under _build/)."""
+    import fnmatch
+    import json
+    import tarfile
+
+    stamp_value = json.dumps([[p.name, p.version, p.integrity, p.files] for p in NPM_PACKAGES])
+    own = sorted(p for p in SITE_ASSETS.rglob("*") if p.is_file())
+    stamp_value += "".join(f"{p.relative_to(SITE_ASSETS)}:{p.stat().st_mtime_ns}" for p in own)
+    site = cache / "site"
+    stamp = cache / "site.stamp"
+    if site.is_dir() and stamp.is_file() and stamp.read_text() == stamp_value:
+        return site
+    cache.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix="site-", dir=cache))
+    for package in NPM_PACKAGES:
+        with tarfile.open(npm_tarball(package, cache)) as tar:
+            members = [m for m in tar.getmembers() if m.isfile()]
+            for pattern, dest in package.files:
+                hits = [
+                    m
+                    for m in members
+                    if fnmatch.fnmatch(m.name, f"package/{pattern}")
+                    and "/" not in m.name[len(f"package/{pattern}".rsplit("/", 1)[0]) + 1 :]
+                ]
+                if not hits:
+                    raise BookError(f"{package.name}@{package.version}: no file {pattern}")
+                for member in hits:
+                    target = fresh / dest / Path(member.name).name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with tar.extractfile(member) as src:
+                        target.write_bytes(src.read())
+    if SITE_ASSETS.is_dir():
+        shutil.copytree(SITE_ASSETS, fresh, dirs_exist_ok=True)
+    if site.exists():
+        shutil.rmtree(site)
+    fresh.rename(site)
+    stamp.write_text(stamp_value)
+    return site
+
+
 # --------------------------------------------------------------------------- site
 
 
@@ -493,6 +631,7 @@ def build_site(
     stage = work / "src"
     stage.mkdir()
     stage_sources(chapters, executed_dir, stage)
+    shutil.copytree(vendor_assets(), stage / VENDOR_STAGE)
     cmd = jupyter_book_command() + [
         "build",
         str(stage),
