@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Execute the chapters of the toyticket book with papermill and build its website.
 
-    python tools/book.py execute [--params FILE.yaml] [--out DIR] [CHAPTER ...]
-    python tools/book.py site [--params FILE.yaml] [--out HTML_DIR] [--no-execute]
+    python tools/book.py execute [--params FILE.yaml] [-p NAME VALUE] [-y YAML] [--out DIR]
+                                 [CHAPTER ...]
+    python tools/book.py site [--params FILE.yaml] [-p NAME VALUE] [--out HTML_DIR] [--no-execute]
     python tools/book.py references [CHAPTER ...]
-    python tools/book.py check [--params FILE.yaml]
+    python tools/book.py check [--params FILE.yaml] [-p NAME VALUE] [-y YAML] [CHAPTER ...]
 
 Chapters are the MyST Markdown text notebooks listed in _toc.yml (book/*.md). A chapter
 with code cells must have exactly one code cell tagged `parameters`; papermill injects the
@@ -14,6 +15,15 @@ folder, never over the sources.
 A parameters file (YAML) maps chapter stem -> {name: value}. The `_all` section applies to
 every chapter whose `parameters` cell defines the name. Unknown chapters or names are
 errors (papermill itself would silently ignore them).
+
+Like papermill, single values can be given on the command line: `-p NAME VALUE` (the value
+read as papermill reads it: True/False/None, an int, a float, else a string), `-r NAME VALUE`
+(always a string) and `-y YAML` (a mapping, e.g. `-y "task_seeds: [0, 1, 2]"`). They override
+the parameters file. With chapters named, they apply to each of them and every name must be
+one of its parameters; with none named, each applies to the chapters that define it (like
+`_all`). Everything is validated before a kernel starts:
+
+    python tools/book.py execute 02_dense_training -p width 16
 """
 
 import argparse
@@ -269,9 +279,12 @@ def check_parameters(chapter: str, given: dict, defaults: dict) -> None:
     for name, value in given.items():
         default = defaults[name]
         if not _compatible(default, value):
+            hint = ""
+            if isinstance(value, str) and isinstance(default, list | tuple | dict):
+                hint = f" (give lists and mappings with -y, e.g. -y '{name}: {default!r}')"
             raise BookError(
                 f"chapter {chapter}: parameter {name} = {value!r} has type {_type_name(value)}, "
-                f"but its default {default!r} has type {_type_name(default)}"
+                f"but its default {default!r} has type {_type_name(default)}{hint}"
             )
 
 
@@ -295,6 +308,59 @@ def load_params_file(path: Path | None) -> dict:
         elif not isinstance(values, dict):
             raise BookError(f"{path}: section {section!r} must be a mapping of name: value")
     return data
+
+
+def papermill_value(text: str):
+    """A command-line value read the way `papermill -p` reads it."""
+    if text in ("True", "False"):
+        return text == "True"
+    if text == "None":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def command_line_parameters(args) -> dict:
+    """name -> value from -y, -p and -r (in that order of precedence, the last wins)."""
+    import yaml
+
+    values = {}
+    for text in getattr(args, "yaml_parameters", None) or []:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise BookError(f"-y {text!r}: invalid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise BookError(f"-y {text!r}: expected a mapping of name: value")
+        values.update(data)
+    for name, text in getattr(args, "parameters", None) or []:
+        values[name] = papermill_value(text)
+    for name, text in getattr(args, "raw_parameters", None) or []:
+        values[name] = text
+    bad = sorted(str(n) for n in values if not str(n).isidentifier())
+    if bad:
+        raise BookError(f"parameter names must be Python identifiers: {', '.join(bad)}")
+    return values
+
+
+def merge_command_line(params: dict, cli: dict, chapters: list[Chapter] | None) -> dict:
+    """The parameters file's mapping with the command-line values added (a new dict)."""
+    merged = {section: dict(values) for section, values in params.items()}
+    if cli:
+        for section in [c.stem for c in chapters] if chapters else [ALL_SECTION]:
+            merged.setdefault(section, {}).update(cli)
+    return merged
+
+
+def parameters_source(args) -> str:
+    parts = [_show(args.params)] if getattr(args, "params", None) else []
+    if command_line_parameters(args):
+        parts.append("command line")
+    return " + ".join(parts) or "parameters"
 
 
 def resolve_parameters(params: dict, chapters: list[Chapter], source: str = "parameters") -> dict:
@@ -685,11 +751,18 @@ def _executed_dir(args) -> Path:
     return run / "notebooks" if run else DEFAULT_EXECUTED
 
 
+def _resolve_args(args, chapters: list[Chapter], selected: list[Chapter] | None) -> dict:
+    params = merge_command_line(
+        load_params_file(args.params), command_line_parameters(args), selected
+    )
+    return resolve_parameters(params, chapters, parameters_source(args))
+
+
 def cmd_check(args) -> None:
     chapters = load_chapters()
-    source = _show(args.params) if args.params else "parameters"
-    resolved = resolve_parameters(load_params_file(args.params), chapters, source)
-    for c in code_chapters(chapters):
+    selected = select_chapters(chapters, args.chapters) if args.chapters else None
+    resolved = _resolve_args(args, chapters, selected)
+    for c in selected or code_chapters(chapters):
         names = ", ".join(sorted(chapter_parameters(c)))
         print(f"{c.stem}: parameters {names}; run with {resolved[c.stem] or 'defaults'}")
     print("ok")
@@ -698,8 +771,7 @@ def cmd_check(args) -> None:
 def cmd_execute(args) -> list[Path]:
     chapters = load_chapters()
     selected = select_chapters(chapters, args.chapters)
-    source = _show(args.params) if args.params else "parameters"
-    resolved = resolve_parameters(load_params_file(args.params), chapters, source)
+    resolved = _resolve_args(args, chapters, selected if args.chapters else None)
     out_dir = _executed_dir(args)
     written = execute_chapters(
         selected,
@@ -717,7 +789,7 @@ def cmd_site(args) -> None:
     chapters = load_chapters()
     out_dir = _executed_dir(args)
     if args.no_execute:
-        resolve_parameters(load_params_file(args.params), chapters)
+        _resolve_args(args, chapters, None)
         print(f"using the executed notebooks in {_show(out_dir)}/")
     else:
         args.chapters = []
@@ -780,12 +852,39 @@ def parse_args(argv=None):
         metavar="FILE.yaml",
         help="chapter -> {name: value} (e.g. params/full.yaml)",
     )
+    params.add_argument(
+        "-p",
+        "--parameters",
+        dest="parameters",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="a parameter, as with papermill -p (repeatable; overrides --params)",
+    )
+    params.add_argument(
+        "-r",
+        "--parameters_raw",
+        dest="raw_parameters",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="a parameter whose value is kept as a string (papermill -r)",
+    )
+    params.add_argument(
+        "-y",
+        "--parameters_yaml",
+        dest="yaml_parameters",
+        action="append",
+        metavar="YAML",
+        help="parameters as a YAML mapping, e.g. 'task_seeds: [0, 1]' (papermill -y)",
+    )
     threads = argparse.ArgumentParser(add_help=False)
     threads.add_argument(
         "--threads", type=int, default=1, help="OMP/MKL threads of the kernels (default 1)"
     )
 
     p = sub.add_parser("check", parents=[params], help="validate chapters and a parameters file")
+    p.add_argument("chapters", nargs="*", help="chapter stems (default: every chapter with code)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(
