@@ -187,14 +187,21 @@ def test_execute_rejects_unknown_parameter_before_starting_a_kernel(tmp_path):
 # --------------------------------------------------------------------------- the website
 
 
+def _rendered_cells(nb):
+    """_cells plus the cell metadata that changes the page (figure captions and labels)."""
+    meta = [c.metadata.get("mystnb") for c in nb.cells if book.INJECTED_TAG not in
+            c.metadata.get("tags", [])]
+    return list(zip(_cells(nb), meta, strict=True))
+
+
 def _stale_references() -> list:
-    """Chapters whose reference notebook no longer matches the source (cells or count)."""
+    """Chapters whose reference notebook no longer renders as the source would."""
     stale = []
     for chapter in CODE_CHAPTERS:
         reference = book.REFERENCE_DIR / f"{chapter.stem}.ipynb"
-        if not reference.is_file() or _cells(nbformat.read(reference, as_version=4)) != _cells(
-            chapter.nb
-        ):
+        if not reference.is_file() or _rendered_cells(
+            nbformat.read(reference, as_version=4)
+        ) != _rendered_cells(chapter.nb):
             stale.append(chapter)
     return stale
 
