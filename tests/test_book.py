@@ -21,7 +21,9 @@ SCREENSHOTS = ROOT / "_build" / "screenshots"
 
 
 def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"toyticket_{name}", ROOT / "tools" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"toyticket_{name}", ROOT / "tools" / f"{name}.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
@@ -140,10 +142,35 @@ def _args(*argv):
 
 
 def test_command_line_parameters_like_papermill():
-    args = _args("-p", "width", "16", "-p", "lr", "0.5", "-p", "flag", "True", "-p", "x", "None",
-                 "-p", "name", "groups", "-r", "seed", "7", "-y", "task_seeds: [0, 1]")
+    args = _args(
+        "-p",
+        "width",
+        "16",
+        "-p",
+        "lr",
+        "0.5",
+        "-p",
+        "flag",
+        "True",
+        "-p",
+        "x",
+        "None",
+        "-p",
+        "name",
+        "groups",
+        "-r",
+        "seed",
+        "7",
+        "-y",
+        "task_seeds: [0, 1]",
+    )
     assert book.command_line_parameters(args) == {
-        "width": 16, "lr": 0.5, "flag": True, "x": None, "name": "groups", "seed": "7",
+        "width": 16,
+        "lr": 0.5,
+        "flag": True,
+        "x": None,
+        "name": "groups",
+        "seed": "7",
         "task_seeds": [0, 1],
     }
     with pytest.raises(book.BookError, match="-y"):
@@ -176,8 +203,17 @@ def test_command_line_parameters_are_validated():
 def test_execute_rejects_unknown_parameter_before_starting_a_kernel(tmp_path):
     """`execute CHAPTER -p BAD 1` fails at once, with the allowed names, and runs nothing."""
     chapter = CODE_CHAPTERS[-1]
-    cmd = [sys.executable, str(ROOT / "tools" / "book.py"), "execute", chapter.stem,
-           "-p", "no_such_parameter", "1", "--out", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "tools" / "book.py"),
+        "execute",
+        chapter.stem,
+        "-p",
+        "no_such_parameter",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "unknown parameter(s) no_such_parameter" in proc.stderr
@@ -189,8 +225,11 @@ def test_execute_rejects_unknown_parameter_before_starting_a_kernel(tmp_path):
 
 def _rendered_cells(nb):
     """_cells plus the cell metadata that changes the page (figure captions and labels)."""
-    meta = [c.metadata.get("mystnb") for c in nb.cells if book.INJECTED_TAG not in
-            c.metadata.get("tags", [])]
+    meta = [
+        c.metadata.get("mystnb")
+        for c in nb.cells
+        if book.INJECTED_TAG not in c.metadata.get("tags", [])
+    ]
     return list(zip(_cells(nb), meta, strict=True))
 
 
@@ -230,8 +269,9 @@ def built_site(tmp_path_factory):
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     html = work / "html"
     cmd = tool + ["site", "--no-execute", "--executed", str(executed), "--out", str(html)]
-    proc = subprocess.run(cmd + ["--timeout", "300"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=360)
+    proc = subprocess.run(
+        cmd + ["--timeout", "300"], cwd=ROOT, capture_output=True, text=True, timeout=360
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return html
 

@@ -565,7 +565,9 @@ def npm_tarball(package: NpmPackage, cache: Path = VENDOR) -> Path:
             )
         got = _npm_integrity(packed[0].read_bytes())
         if got != package.integrity:
-            raise BookError(f"{spec}: integrity {got} does not match the pinned {package.integrity}")
+            raise BookError(
+                f"{spec}: integrity {got} does not match the pinned {package.integrity}"
+            )
         packed[0].replace(tarball)
     return tarball
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 import argparse
 import base64
 import functools
-import itertools
 import http.server
+import itertools
 import json
 import os
 import queue
@@ -192,8 +192,11 @@ class Chromium:
         url = params["request"]["url"]
         local = url.startswith((self.allowed_prefix, "data:", "blob:", "about:"))
         if local:
-            self._send_nowait("Fetch.continueRequest", {"requestId": params["requestId"]},
-                              message.get("sessionId"))
+            self._send_nowait(
+                "Fetch.continueRequest",
+                {"requestId": params["requestId"]},
+                message.get("sessionId"),
+            )
         else:
             self.blocked.append(url)
             self._send_nowait(
@@ -233,7 +236,8 @@ class Chromium:
     def open_tab(self) -> None:
         target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)
         attached = self.send(
-            "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True},
+            "Target.attachToTarget",
+            {"targetId": target["targetId"], "flatten": True},
             session=False,
         )
         self.session = attached["sessionId"]
@@ -327,7 +331,8 @@ SETTLE_JS = r"""
     }
     await MathJax.startup.promise;
   }
-  const views = () => document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]');
+  const viewType = 'script[type="application/vnd.jupyter.widget-view+json"]';
+  const views = () => document.querySelectorAll(viewType);
   const rendered = () => Array.from(views()).filter(s => {
     const p = s.previousElementSibling;
     return p && p.classList.contains("widget-subarea") && p.querySelector(".jupyter-widgets");
@@ -367,7 +372,8 @@ INSPECT_JS = r"""
     .map(el => el.textContent.slice(0, 60));
   const images = Array.from(document.images).filter(img => !(img.complete && img.naturalWidth > 0))
     .map(img => (img.currentSrc || img.src).slice(0, 120));
-  const views = document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]');
+  const viewType = 'script[type="application/vnd.jupyter.widget-view+json"]';
+  const views = document.querySelectorAll(viewType);
   const widgets = Array.from(views).map((s, i) => {
     const area = s.previousElementSibling;
     const ok = area && area.classList.contains("widget-subarea");
@@ -397,7 +403,8 @@ CONTROL_JS = r"""
   }
   const select = area.querySelector("select");
   if (select) return {kind: "select", clip};
-  const buttons = Array.from(area.querySelectorAll(".widget-toggle-button, .lm-TabBar-tab, .p-TabBar-tab"));
+  const buttons = Array.from(
+    area.querySelectorAll(".widget-toggle-button, .lm-TabBar-tab, .p-TabBar-tab"));
   const target = buttons.find(b => !b.classList.contains("mod-active") &&
                                    !b.classList.contains("lm-mod-current")) || buttons[0];
   if (target) {

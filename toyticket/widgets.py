@@ -80,8 +80,9 @@ def _as_view(view, alt: str):
         return view
     if isinstance(view, str):
         return widgets.HTML(value=view)
-    if hasattr(view, "savefig"):  # a matplotlib Figure
-        return figure_view(view, alt=alt)
+    if hasattr(view, "savefig"):  # a matplotlib Figure: its title, else the control's label
+        title = _figure_title(view)
+        return figure_view(view, alt=title if title != "figure" else alt)
     raise TypeError(
         f"a view must be a matplotlib Figure, an HTML string or an ipywidgets widget, "
         f"not {type(view).__name__}"
@@ -115,14 +116,19 @@ def views_widget(
         raise ValueError(f"control must be one of {', '.join(CONTROLS)}, not {control!r}")
     if not 0 <= value < len(views):
         raise ValueError(f"value {value} is not an index of the {len(views)} views")
-    children = [_as_view(view, alt=f"{description} {label}".strip()) for view, label in
-                zip(views, labels, strict=True)]
+    children = [
+        _as_view(view, alt=f"{description} {label}".strip())
+        for view, label in zip(views, labels, strict=True)
+    ]
     stack = widgets.Stack(children=children, selected_index=value)
     options = [(label, i) for i, label in enumerate(labels)]
     style = {"description_width": "initial"}
     if control == "slider":
         selector = widgets.SelectionSlider(
-            options=options, index=value, description=description, style=style,
+            options=options,
+            index=value,
+            description=description,
+            style=style,
             continuous_update=True,
         )
     elif control == "dropdown":
