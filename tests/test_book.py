@@ -301,7 +301,7 @@ def test_site_builds_from_references(built_site):
 
 
 @pytest.mark.slow
-def test_site_in_browser(built_site):
+def test_site_in_browser(request):
     """Every page in headless Chromium, offline: no console error, math typeset, figures
     loaded, widgets rendered from saved state and responding to their controls."""
     chromium = site_check.find_chromium()
@@ -310,6 +310,7 @@ def test_site_in_browser(built_site):
         if os.environ.get("CI") == "true":
             pytest.fail(message + " (CI=true: tools/setup.sh should have installed it)")
         pytest.skip(message)
+    built_site = request.getfixturevalue("built_site")  # only now: building takes a while
     reports = site_check.check_site(built_site, SCREENSHOTS, chromium)
     summary = site_check.summarize(reports)
     print(summary)
