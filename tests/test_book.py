@@ -6,6 +6,8 @@ tests/reference/*.ipynb (see addopts in pyproject.toml). Those notebooks are gen
 """
 
 import importlib.util
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +17,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 REGENERATE = "run `python tools/book.py references` and commit tests/reference/"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
 
-_spec = importlib.util.spec_from_file_location("toyticket_book_tool", ROOT / "tools" / "book.py")
-book = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(book)
+
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(
+        f"toyticket_{name}", ROOT / "tools" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+book = _load_tool("book")
+site_check = _load_tool("site_check")
 
 CHAPTERS = book.load_chapters()
 CODE_CHAPTERS = book.code_chapters(CHAPTERS)
@@ -123,15 +136,188 @@ def test_kernel_env_keeps_inline_figures():
     assert book.KERNEL_ENV["OMP_NUM_THREADS"] == "1"
 
 
-@pytest.mark.slow
-def test_site_builds_from_references(tmp_path):
-    """The staged jupyter-book build (-W) succeeds on the reference notebooks (~20-40 s)."""
-    html = tmp_path / "html"
-    cmd = [sys.executable, str(ROOT / "tools" / "book.py"), "site", "--no-execute"]
-    cmd += ["--executed", str(book.REFERENCE_DIR), "--out", str(html), "--timeout", "300"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=360)
+def _args(*argv):
+    """The parsed arguments of `python tools/book.py check ARGV`."""
+    return book.parse_args(["check", *argv])
+
+
+def test_command_line_parameters_like_papermill():
+    args = _args(
+        "-p",
+        "width",
+        "16",
+        "-p",
+        "lr",
+        "0.5",
+        "-p",
+        "flag",
+        "True",
+        "-p",
+        "x",
+        "None",
+        "-p",
+        "name",
+        "groups",
+        "-r",
+        "seed",
+        "7",
+        "-y",
+        "task_seeds: [0, 1]",
+    )
+    assert book.command_line_parameters(args) == {
+        "width": 16,
+        "lr": 0.5,
+        "flag": True,
+        "x": None,
+        "name": "groups",
+        "seed": "7",
+        "task_seeds": [0, 1],
+    }
+    with pytest.raises(book.BookError, match="-y"):
+        book.command_line_parameters(_args("-y", "[1, 2]"))
+
+
+def test_command_line_parameters_are_validated():
+    chapter = next(c for c in CODE_CHAPTERS if "width" in book.chapter_parameters(c))
+    other = next(c for c in CODE_CHAPTERS if c is not chapter)
+    cli = {"width": 16}
+    resolved = book.resolve_parameters(book.merge_command_line({}, cli, [chapter]), CHAPTERS)
+    assert resolved[chapter.stem] == {"width": 16}
+    with pytest.raises(book.BookError, match="unknown parameter.*no_such_name"):
+        book.resolve_parameters(
+            book.merge_command_line({}, {"no_such_name": 1}, [chapter]), CHAPTERS
+        )
+    with pytest.raises(book.BookError, match="defined by no chapter"):
+        book.resolve_parameters(book.merge_command_line({}, {"no_such_name": 1}, None), CHAPTERS)
+    # without chapters named, a name applies where it is defined (like _all)
+    name = next(iter(book.chapter_parameters(other)))
+    default = book.chapter_parameters(other)[name]
+    resolved = book.resolve_parameters(book.merge_command_line({}, {name: default}, None), CHAPTERS)
+    assert resolved[other.stem] == {name: default}
+    # the command line overrides the parameters file and leaves it unchanged
+    params = {chapter.stem: {"width": 4}}
+    merged = book.merge_command_line(params, cli, [chapter])
+    assert merged[chapter.stem] == {"width": 16} and params[chapter.stem] == {"width": 4}
+
+
+def test_execute_rejects_unknown_parameter_before_starting_a_kernel(tmp_path):
+    """`execute CHAPTER -p BAD 1` fails at once, with the allowed names, and runs nothing."""
+    chapter = CODE_CHAPTERS[-1]
+    cmd = [
+        sys.executable,
+        str(ROOT / "tools" / "book.py"),
+        "execute",
+        chapter.stem,
+        "-p",
+        "no_such_parameter",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "unknown parameter(s) no_such_parameter" in proc.stderr
+    assert "Kernel" not in proc.stderr and not list(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------- the website
+
+
+def _rendered_cells(nb):
+    """_cells plus the cell metadata that changes the page (figure captions and labels)."""
+    meta = [
+        c.metadata.get("mystnb")
+        for c in nb.cells
+        if book.INJECTED_TAG not in c.metadata.get("tags", [])
+    ]
+    return list(zip(_cells(nb), meta, strict=True))
+
+
+def _stale_references() -> list:
+    """Chapters whose reference notebook no longer renders as the source would."""
+    stale = []
+    for chapter in CODE_CHAPTERS:
+        reference = book.REFERENCE_DIR / f"{chapter.stem}.ipynb"
+        if not reference.is_file() or _rendered_cells(
+            nbformat.read(reference, as_version=4)
+        ) != _rendered_cells(chapter.nb):
+            stale.append(chapter)
+    return stale
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory):
+    """The website, built once per session with jupyter-book -W (warnings are errors).
+
+    From the reference notebooks (no execution); a chapter whose reference is out of date with
+    its source is executed afresh, so the site always shows the chapters as written. Set
+    TOYTICKET_SITE=DIR to check an existing build instead (e.g. the full run's HTML).
+    """
+    explicit = os.environ.get("TOYTICKET_SITE")
+    if explicit:
+        return Path(explicit).resolve()
+    work = tmp_path_factory.mktemp("site")
+    executed = work / "executed"
+    executed.mkdir()
+    for reference in book.REFERENCE_DIR.glob("*.ipynb"):
+        shutil.copy2(reference, executed / reference.name)
+    tool = [sys.executable, str(ROOT / "tools" / "book.py")]
+    stale = [c.stem for c in _stale_references()]
+    if stale:
+        cmd = tool + ["execute", *stale, "--no-progress", "--out", str(executed)]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    html = work / "html"
+    cmd = tool + ["site", "--no-execute", "--executed", str(executed), "--out", str(html)]
+    proc = subprocess.run(
+        cmd + ["--timeout", "300"], cwd=ROOT, capture_output=True, text=True, timeout=360
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return html
+
+
+def _site_documents(html: Path) -> set[str]:
+    return {p.with_suffix("").as_posix() for p in site_check.site_pages(html)}
+
+
+@pytest.mark.slow
+def test_site_builds_from_references(built_site):
+    """The staged jupyter-book build (-W) succeeds and reads only the toc's documents."""
+    html = built_site
     for chapter in CHAPTERS:
         page = html / f"{chapter.docname}.html"
         assert page.is_file(), f"missing page {page}"
     assert (html / "index.html").is_file()
+    # nothing outside the table of contents was read as a source (.venv, _build, hidden ...)
+    expected = {c.docname for c in CHAPTERS} | {"index", "genindex", "search", "py-modindex"}
+    extra = sorted(_site_documents(html) - expected)
+    assert not extra, f"pages not in _toc.yml: {extra}"
+    # every chapter page offers its executed notebook for download
+    for chapter in CODE_CHAPTERS:
+        assert (html / "_sources" / f"{chapter.docname}.ipynb").is_file()
+    # the JavaScript the pages need is served by the site itself
+    for asset in ("mathjax/tex-chtml.js", "widgets/require.js", "widgets/embed-amd.js"):
+        assert (html / "_static" / asset).is_file(), f"missing _static/{asset}"
+
+
+@pytest.mark.slow
+def test_site_in_browser(request):
+    """Every page in headless Chromium, offline: no console error, math typeset, figures
+    loaded, widgets rendered from saved state and responding to their controls."""
+    chromium = site_check.find_chromium()
+    if chromium is None:
+        message = f"Chromium not found: {site_check.HOW_TO_GET_CHROMIUM}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (CI=true: tools/setup.sh should have installed it)")
+        pytest.skip(message)
+    built_site = request.getfixturevalue("built_site")  # only now: building takes a while
+    reports = site_check.check_site(built_site, SCREENSHOTS, chromium)
+    summary = site_check.summarize(reports)
+    print(summary)
+    print(f"screenshots: {SCREENSHOTS}")
+    assert reports, "no pages were checked"
+    assert not any(r.problems for r in reports), summary
+    widget_pages = [r for r in reports if r.widgets]
+    assert widget_pages, "no page with a widget: the chapter 1 seed slider is missing"
+    assert all(r.moved == r.widgets for r in widget_pages), summary
+    assert list(SCREENSHOTS.glob("*.png")), "no screenshots were kept"

@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Execute the chapters of the toyticket book with papermill and build its website.
 
-    python tools/book.py execute [--params FILE.yaml] [--out DIR] [CHAPTER ...]
-    python tools/book.py site [--params FILE.yaml] [--out HTML_DIR] [--no-execute]
+    python tools/book.py execute [--params FILE.yaml] [-p NAME VALUE] [-y YAML] [--out DIR]
+                                 [CHAPTER ...]
+    python tools/book.py site [--params FILE.yaml] [-p NAME VALUE] [--out HTML_DIR] [--no-execute]
     python tools/book.py references [CHAPTER ...]
-    python tools/book.py check [--params FILE.yaml]
+    python tools/book.py check [--params FILE.yaml] [-p NAME VALUE] [-y YAML] [CHAPTER ...]
 
 Chapters are the MyST Markdown text notebooks listed in _toc.yml (book/*.md). A chapter
 with code cells must have exactly one code cell tagged `parameters`; papermill injects the
@@ -15,6 +16,15 @@ A parameters file (YAML) maps chapter stem -> {name: value}. The `_all` section 
 every chapter whose `parameters` cell defines the name. Unknown chapters or names are
 errors (papermill itself would silently ignore them), and so are values the chapter would
 reject when it runs (see `chapter_checks`).
+
+Like papermill, single values can be given on the command line: `-p NAME VALUE` (the value
+read as papermill reads it: True/False/None, an int, a float, else a string), `-r NAME VALUE`
+(always a string) and `-y YAML` (a mapping, e.g. `-y "task_seeds: [0, 1, 2]"`). They override
+the parameters file. With chapters named, they apply to each of them and every name must be
+one of its parameters; with none named, each applies to the chapters that define it (like
+`_all`). Everything is validated before a kernel starts:
+
+    python tools/book.py execute 02_dense_training -p width 16
 """
 
 import argparse
@@ -270,9 +280,12 @@ def check_parameters(chapter: str, given: dict, defaults: dict) -> None:
     for name, value in given.items():
         default = defaults[name]
         if not _compatible(default, value):
+            hint = ""
+            if isinstance(value, str) and isinstance(default, list | tuple | dict):
+                hint = f" (give lists and mappings with -y, e.g. -y '{name}: {default!r}')"
             raise BookError(
                 f"chapter {chapter}: parameter {name} = {value!r} has type {_type_name(value)}, "
-                f"but its default {default!r} has type {_type_name(default)}"
+                f"but its default {default!r} has type {_type_name(default)}{hint}"
             )
 
 
@@ -292,6 +305,59 @@ def load_params_file(path: Path | None) -> dict:
         elif not isinstance(values, dict):
             raise BookError(f"{path}: section {section!r} must be a mapping of name: value")
     return data
+
+
+def papermill_value(text: str):
+    """A command-line value read the way `papermill -p` reads it."""
+    if text in ("True", "False"):
+        return text == "True"
+    if text == "None":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def command_line_parameters(args) -> dict:
+    """name -> value from -y, -p and -r (in that order of precedence, the last wins)."""
+    import yaml
+
+    values = {}
+    for text in getattr(args, "yaml_parameters", None) or []:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise BookError(f"-y {text!r}: invalid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise BookError(f"-y {text!r}: expected a mapping of name: value")
+        values.update(data)
+    for name, text in getattr(args, "parameters", None) or []:
+        values[name] = papermill_value(text)
+    for name, text in getattr(args, "raw_parameters", None) or []:
+        values[name] = text
+    bad = sorted(str(n) for n in values if not str(n).isidentifier())
+    if bad:
+        raise BookError(f"parameter names must be Python identifiers: {', '.join(bad)}")
+    return values
+
+
+def merge_command_line(params: dict, cli: dict, chapters: list[Chapter] | None) -> dict:
+    """The parameters file's mapping with the command-line values added (a new dict)."""
+    merged = {section: dict(values) for section, values in params.items()}
+    if cli:
+        for section in [c.stem for c in chapters] if chapters else [ALL_SECTION]:
+            merged.setdefault(section, {}).update(cli)
+    return merged
+
+
+def parameters_source(args) -> str:
+    parts = [_show(args.params)] if getattr(args, "params", None) else []
+    if command_line_parameters(args):
+        parts.append("command line")
+    return " + ".join(parts) or "parameters"
 
 
 def resolve_parameters(params: dict, chapters: list[Chapter], source: str = "parameters") -> dict:
@@ -344,7 +410,7 @@ def chapter_checks() -> dict:
 
     tt = _toyticket()
     from toyticket.tickets import check_methods, check_rewind, check_tolerance
-    from toyticket.validation import check_int, check_seeds
+    from toyticket.validation import check_bool, check_int, check_seeds
 
     def each(name, values, build):
         if not values:
@@ -361,6 +427,14 @@ def chapter_checks() -> dict:
     def late_rewinding_03(p):
         late = tt.PruningConfig(p["fraction"], p["rounds"], rewind_step=p["late_rewind_step"])
         check_rewind(late.rewind_step, tt.TrainConfig(steps=p["steps"], lr=p["lr"]))
+
+    def benchmark_file(p):  # book/appendix_speed.md reads this file
+        path = p["results"]
+        if not isinstance(path, str) or not (ROOT / path).is_file():
+            raise ValueError(
+                f"results={path!r} is not a file: allowed the path, relative to the repository, "
+                "of a JSON written by `python bench/bench_training.py --json FILE`"
+            )
 
     seeds = (("n_seeds",), lambda p: check_int("n_seeds", p["n_seeds"], 1))
     return {
@@ -413,6 +487,10 @@ def chapter_checks() -> dict:
             (("late_rewind_step", "steps", "lr", "fraction", "rounds"), late_rewinding_03),
             (("tolerance",), lambda p: check_tolerance("tolerance", p["tolerance"])),
             (("methods",), lambda p: check_methods("methods", p["methods"])),
+        ],
+        "appendix_speed": [(("results",), benchmark_file)],
+        "appendix_reproducibility": [
+            (("show_store",), lambda p: check_bool("show_store", p["show_store"]))
         ],
     }
 
@@ -527,6 +605,146 @@ def normalize_reference(nb):
     return nb
 
 
+# --------------------------------------------------------------------------- offline assets
+
+# JavaScript the website needs at run time, served from the site itself so that formulas and
+# widgets work with no network: npm packages pinned by version and checked against the
+# registry's sha512 integrity. `npm pack` fetches each tarball once into _build/vendor/
+# (a fresh clone downloads about 11 MB the first time; later builds reuse the cache).
+VENDOR = BUILD / "vendor"
+SITE_ASSETS = ROOT / "tools" / "site_assets"  # small files of our own, committed
+VENDOR_STAGE = "_vendor"  # html_static_path entry in _config.yml; not `_static` (JB1 B.6 trap)
+
+
+@dataclass(frozen=True)
+class NpmPackage:
+    name: str
+    version: str
+    integrity: str  # `npm view NAME@VERSION dist.integrity`
+    files: tuple  # (glob inside package/, destination folder under _vendor/)
+
+
+WIDGET_FONTS = ("dist/*.woff2", "dist/*.woff")
+NPM_PACKAGES = (
+    NpmPackage(
+        "requirejs",
+        "2.3.8",
+        "sha512-7/cTSLOdYkNBNJcDMWf+luFvMriVm7eYxp4BcFCsAX0wF421Vyce5SXP17c+Jd5otXKGNehIonFlyQXSowL6Mw==",
+        (("require.js", "widgets"),),
+    ),
+    NpmPackage(
+        "@jupyter-widgets/html-manager",
+        "1.0.15",
+        "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
+        (("dist/embed-amd.js", "widgets"), ("dist/embed.js.LICENSE.txt", "widgets"))
+        # The widget CSS asks for its icon fonts next to the AMD module's URL (see
+        # tools/site_assets/widgets/widgets-paths.js): @jupyter-widgets/{base,controls}.js
+        # and @jupyter-widgets/html-manager/dist/libembed-amd.js.
+        + tuple((g, "widgets/@jupyter-widgets") for g in WIDGET_FONTS)
+        + tuple((g, "widgets/@jupyter-widgets/html-manager/dist") for g in WIDGET_FONTS),
+    ),
+    NpmPackage(
+        "mathjax",
+        "3.2.2",
+        "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==",
+        (
+            ("es5/tex-chtml.js", "mathjax"),
+            ("LICENSE", "mathjax"),
+            # loaded on demand: fonts, TeX extensions (autoload), menu and accessibility
+            ("es5/output/chtml/fonts/woff-v2/*", "mathjax/output/chtml/fonts/woff-v2"),
+            ("es5/input/tex/extensions/*", "mathjax/input/tex/extensions"),
+            ("es5/a11y/*", "mathjax/a11y"),
+            ("es5/ui/*", "mathjax/ui"),
+        ),
+    ),
+)
+
+
+def _npm_integrity(data: bytes) -> str:
+    import base64
+    import hashlib
+
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode("ascii")
+
+
+def npm_tarball(package: NpmPackage, cache: Path = VENDOR) -> Path:
+    """The package's tarball in the cache, fetched with `npm pack` if missing or corrupt."""
+    safe = package.name.lstrip("@").replace("/", "-")
+    tarball = cache / "tarballs" / f"{safe}-{package.version}.tgz"
+    if tarball.is_file() and _npm_integrity(tarball.read_bytes()) == package.integrity:
+        return tarball
+    npm = shutil.which("npm")
+    if npm is None:
+        raise BookError(
+            f"the website serves {package.name}@{package.version} itself and needs `npm` to "
+            "fetch it once from the npm registry: install Node.js and npm "
+            "(e.g. `apt-get install -y npm`) or put the tarball at " + _show(tarball)
+        )
+    tarball.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="npm-pack-", dir=tarball.parent) as tmp:
+        spec = f"{package.name}@{package.version}"
+        proc = subprocess.run(
+            [npm, "pack", spec, "--pack-destination", tmp, "--silent", "--no-fund"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        packed = sorted(Path(tmp).glob("*.tgz"))
+        if proc.returncode != 0 or len(packed) != 1:
+            raise BookError(
+                f"`npm pack {spec}` failed (exit {proc.returncode}): "
+                f"{(proc.stderr or proc.stdout).strip()[-2000:]}"
+            )
+        got = _npm_integrity(packed[0].read_bytes())
+        if got != package.integrity:
+            raise BookError(
+                f"{spec}: integrity {got} does not match the pinned {package.integrity}"
+            )
+        packed[0].replace(tarball)
+    return tarball
+
+
+def vendor_assets(cache: Path = VENDOR) -> Path:
+    """Assemble the folder served as the site's offline JavaScript (cached under _build/)."""
+    import fnmatch
+    import json
+    import tarfile
+
+    stamp_value = json.dumps([[p.name, p.version, p.integrity, p.files] for p in NPM_PACKAGES])
+    own = sorted(p for p in SITE_ASSETS.rglob("*") if p.is_file())
+    stamp_value += "".join(f"{p.relative_to(SITE_ASSETS)}:{p.stat().st_mtime_ns}" for p in own)
+    site = cache / "site"
+    stamp = cache / "site.stamp"
+    if site.is_dir() and stamp.is_file() and stamp.read_text() == stamp_value:
+        return site
+    cache.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix="site-", dir=cache))
+    for package in NPM_PACKAGES:
+        with tarfile.open(npm_tarball(package, cache)) as tar:
+            members = [m for m in tar.getmembers() if m.isfile()]
+            for pattern, dest in package.files:
+                hits = [
+                    m
+                    for m in members
+                    if fnmatch.fnmatch(m.name, f"package/{pattern}")
+                    and "/" not in m.name[len(f"package/{pattern}".rsplit("/", 1)[0]) + 1 :]
+                ]
+                if not hits:
+                    raise BookError(f"{package.name}@{package.version}: no file {pattern}")
+                for member in hits:
+                    target = fresh / dest / Path(member.name).name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with tar.extractfile(member) as src:
+                        target.write_bytes(src.read())
+    if SITE_ASSETS.is_dir():
+        shutil.copytree(SITE_ASSETS, fresh, dirs_exist_ok=True)
+    if site.exists():
+        shutil.rmtree(site)
+    fresh.rename(site)
+    stamp.write_text(stamp_value)
+    return site
+
+
 # --------------------------------------------------------------------------- site
 
 
@@ -613,6 +831,7 @@ def build_site(
     stage = work / "src"
     stage.mkdir()
     stage_sources(chapters, executed_dir, stage)
+    shutil.copytree(vendor_assets(), stage / VENDOR_STAGE)
     cmd = jupyter_book_command() + [
         "build",
         str(stage),
@@ -666,11 +885,18 @@ def _executed_dir(args) -> Path:
     return run / "notebooks" if run else DEFAULT_EXECUTED
 
 
+def _resolve_args(args, chapters: list[Chapter], selected: list[Chapter] | None) -> dict:
+    params = merge_command_line(
+        load_params_file(args.params), command_line_parameters(args), selected
+    )
+    return resolve_parameters(params, chapters, parameters_source(args))
+
+
 def cmd_check(args) -> None:
     chapters = load_chapters()
-    source = _show(args.params) if args.params else "parameters"
-    resolved = resolve_parameters(load_params_file(args.params), chapters, source)
-    for c in code_chapters(chapters):
+    selected = select_chapters(chapters, args.chapters) if args.chapters else None
+    resolved = _resolve_args(args, chapters, selected)
+    for c in selected or code_chapters(chapters):
         names = ", ".join(sorted(chapter_parameters(c)))
         print(f"{c.stem}: parameters {names}; run with {resolved[c.stem] or 'defaults'}")
     print("ok")
@@ -679,8 +905,7 @@ def cmd_check(args) -> None:
 def cmd_execute(args) -> list[Path]:
     chapters = load_chapters()
     selected = select_chapters(chapters, args.chapters)
-    source = _show(args.params) if args.params else "parameters"
-    resolved = resolve_parameters(load_params_file(args.params), chapters, source)
+    resolved = _resolve_args(args, chapters, selected if args.chapters else None)
     out_dir = _executed_dir(args)
     written = execute_chapters(
         selected,
@@ -698,7 +923,7 @@ def cmd_site(args) -> None:
     chapters = load_chapters()
     out_dir = _executed_dir(args)
     if args.no_execute:
-        resolve_parameters(load_params_file(args.params), chapters)
+        _resolve_args(args, chapters, None)
         print(f"using the executed notebooks in {_show(out_dir)}/")
     else:
         args.chapters = []
@@ -791,12 +1016,39 @@ def parse_args(argv=None):
         metavar="FILE.yaml",
         help="chapter -> {name: value} (e.g. params/full.yaml)",
     )
+    params.add_argument(
+        "-p",
+        "--parameters",
+        dest="parameters",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="a parameter, as with papermill -p (repeatable; overrides --params)",
+    )
+    params.add_argument(
+        "-r",
+        "--parameters_raw",
+        dest="raw_parameters",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="a parameter whose value is kept as a string (papermill -r)",
+    )
+    params.add_argument(
+        "-y",
+        "--parameters_yaml",
+        dest="yaml_parameters",
+        action="append",
+        metavar="YAML",
+        help="parameters as a YAML mapping, e.g. 'task_seeds: [0, 1]' (papermill -y)",
+    )
     threads = argparse.ArgumentParser(add_help=False)
     threads.add_argument(
         "--threads", type=_count(1), default=1, help="OMP/MKL threads of the kernels (default 1)"
     )
 
     p = sub.add_parser("check", parents=[params], help="validate chapters and a parameters file")
+    p.add_argument("chapters", nargs="*", help="chapter stems (default: every chapter with code)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(

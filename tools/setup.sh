@@ -32,3 +32,36 @@ fi
 
 # One thread per process: on a loaded 2-core machine torch with 2 threads ran 25-180x slower.
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+
+# System tools that pip cannot install (Debian packages, installed only when missing):
+# - npm fetches the website's offline JavaScript once (MathJax, the widget manager; see
+#   tools/book.py); the machine image normally has it.
+# - chromium runs the browser test (tests/test_book.py::test_site_in_browser), which is
+#   skipped without it, except in CI (CI=true), where it must run.
+# With CI=true or TOYTICKET_SYSTEM_PACKAGES=1, and as root, they are installed with apt-get.
+toyticket_apt_install() {
+    local log
+    log="$(mktemp)"
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; \
+        } >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        echo "error: apt-get install $* failed" >&2
+        return 1
+    fi
+    rm -f "$log"
+}
+toyticket_missing=()
+command -v npm >/dev/null 2>&1 || toyticket_missing+=(npm)
+command -v chromium >/dev/null 2>&1 || toyticket_missing+=(chromium fonts-dejavu-core)
+if [ "${#toyticket_missing[@]}" -gt 0 ] \
+    && { [ "${CI:-}" = true ] || [ "${TOYTICKET_SYSTEM_PACKAGES:-}" = 1 ]; }; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing ${toyticket_missing[*]} with apt-get (quiet)"
+        toyticket_apt_install "${toyticket_missing[@]}"
+    else
+        echo "warning: missing ${toyticket_missing[*]}; install them as root with apt-get" >&2
+    fi
+fi
+unset toyticket_missing
