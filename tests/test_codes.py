@@ -191,3 +191,30 @@ def test_logistic_baseline_cannot_be_exact_on_an_or_of_ands():
         tt.logistic_baseline(task, ridge=0.0)
     with pytest.raises(ValueError, match="steps"):
         tt.logistic_baseline(task, steps=0)
+
+
+# ---------------------------------------------------------------- the summary's code levels and motion
+
+
+def test_summary_reports_code_levels_and_motion():
+    """The summary's level fractions are those of ``code_levels`` (one level per clause, so
+    they sum to 1); with ``initial`` it adds the motion of W1: none when nothing moved, all
+    signs flipped and a relative change of 2 when W1 is negated."""
+    task = tt.make_task()
+    params = tt.init_params(task.n_vars, task.n_outputs, tt.ModelConfig(width=16), range(3))
+    summary = tt.summarize(params, task)
+    levels = tt.code_levels(params, task)
+    for name, key in tt.summary.LEVEL_NAMES.items():
+        assert torch.equal(summary[f"{key}_clauses"], levels[f"fraction_{name}"])
+    total = sum(summary[f"{key}_clauses"] for key in tt.summary.LEVEL_NAMES.values())
+    assert torch.allclose(total, torch.ones(3))
+    assert "weight_change" not in summary
+    still = tt.summarize(params, task, initial=params)
+    assert torch.equal(still["weight_change"], torch.zeros(3))
+    assert torch.equal(still["flipped_signs"], torch.zeros(3))
+    negated = {**params, "W1": -params["W1"]}
+    moved = tt.summarize(negated, task, initial=params)
+    assert torch.allclose(moved["weight_change"], torch.full((3,), 2.0))
+    assert torch.equal(moved["flipped_signs"], torch.ones(3))
+    with pytest.raises(ValueError, match="initial"):
+        tt.summarize(params, task, initial={**params, "W1": params["W1"][:2]})

@@ -320,7 +320,8 @@ def test_dense_study_equals_training_without_the_store(store):
     parts = []
     for seed in (0, 1):
         task = tt.build_task(dataclasses.replace(TASK, seed=seed))
-        parts.append(tt.summarize(tt.train(task, MODEL, training, SEEDS).final, task))
+        run = tt.train(task, MODEL, training, SEEDS)
+        parts.append(tt.summarize(run.final, task, initial=run.checkpoints[0]))
     _assert_bitwise_equal(got, {k: torch.cat([p[k] for p in parts]) for k in parts[0]})
     _study((0, 1))  # the same networks without checkpoints: read from the store
     assert store.stats["computed", "dense_unit"] == 2 and store.stats["hit", "dense_unit"] == 2

@@ -38,7 +38,7 @@ def dense_unit(
     ``dense_study`` or ``unit_arguments``, which normalize the arguments."""
     drawn = build_task(task)
     run = train(drawn, model, training, seeds, device=device)
-    return summarize(run.final, drawn, reader)
+    return summarize(run.final, drawn, reader, initial=run.checkpoints[0])
 
 
 def unit_arguments(
@@ -100,5 +100,6 @@ def summarize_checkpoints(
     check_task("task", task)
     check_config("reader", reader, ReaderConfig)
     steps = sorted(run.checkpoints)
-    rows = [summarize(run.checkpoints[t], task, reader) for t in steps]
+    initial = run.checkpoints[steps[0]]
+    rows = [summarize(run.checkpoints[t], task, reader, initial=initial) for t in steps]
     return torch.tensor(steps), {name: torch.stack([r[name] for r in rows]) for name in rows[0]}

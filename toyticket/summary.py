@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 
+from toyticket.codes import CODE_LEVELS, code_levels
 from toyticket.features import ReaderConfig, channels, supported
-from toyticket.metrics import evaluate, linearization_test, trivial_accuracy
+from toyticket.metrics import evaluate, linearization_test, trivial_accuracy, weight_motion
 from toyticket.model import Masks, Params
 from toyticket.tasks import Task
-from toyticket.validation import check_config, check_ensemble
+from toyticket.validation import check_config, check_ensemble, check_params
 
 # The modules whose code determines a trained and summarized ensemble: stored studies list
 # them (plus their own) as their code version (see ``toyticket.store``).
@@ -19,6 +20,7 @@ SUMMARY_CODE = (
     "toyticket.engine",
     "toyticket.metrics",
     "toyticket.features",
+    "toyticket.codes",
     "toyticket.summary",
 )
 
@@ -38,11 +40,28 @@ SUMMARY_NAMES = (
     "shared_rows",
     "row_selectivity",
     "aligned_firing",
+    "row_code_clauses",
+    "channel_clauses",
+    "partial_clauses",
+    "uncoded_clauses",
 )
+# The summary name of each code level: "<name>_clauses".
+LEVEL_NAMES = {
+    "row_code": "row_code",
+    "channel": "channel",
+    "partial": "partial",
+    "none": "uncoded",
+}
+# With ``initial`` (where training started), ``summarize`` adds how far W1 moved.
+MOTION_NAMES = ("weight_change", "flipped_signs")
 
 
 def summarize(
-    params: Params, task: Task, reader: ReaderConfig = ReaderConfig(), masks: Masks | None = None
+    params: Params,
+    task: Task,
+    reader: ReaderConfig = ReaderConfig(),
+    masks: Masks | None = None,
+    initial: Params | None = None,
 ) -> dict[str, torch.Tensor]:
     """Per-lane scalars [S] of a trained ensemble:
 
@@ -53,10 +72,18 @@ def summarize(
     (``selective_clauses``) and a channel that carries them (``carried_clauses``), and whose
     code the mask allows on some row (``supported_clauses``; 1 without masks); the fraction
     of rows that serve two or more clauses (``shared_rows``), the mean selectivity of serving
-    rows (``row_selectivity``) and the mean firing rate of aligned rows (``aligned_firing``).
+    rows (``row_selectivity``) and the mean firing rate of aligned rows (``aligned_firing``);
+    the fractions of clauses at each code level of ``toyticket.codes`` (``row_code_clauses``,
+    ``channel_clauses``, ``partial_clauses``, ``uncoded_clauses``; they sum to 1). With
+    ``initial``, the parameters training started from, also the motion of W1 under the mask
+    (``weight_change`` = ||W1_T - W1_0|| / ||W1_0||, ``flipped_signs``; see
+    ``toyticket.metrics.weight_motion``).
     """
     check_ensemble(params, task, masks)
     check_config("reader", reader, ReaderConfig)
+    if initial is not None:
+        lanes, width = params["W1"].shape[:2]
+        check_params("initial", initial, task, lanes=lanes, width=width)
     scores = evaluate(params, task, masks)
     linear = linearization_test(params, task, masks)
     ch = channels(params, task, reader, masks)
@@ -67,7 +94,11 @@ def summarize(
         supported_clauses = supported(masks["W1"], task).any(1).float().mean(-1)
     else:
         supported_clauses = torch.ones(S)
-    return {
+    # partial codes keep 2 of k >= 3 weights (1 of 2); a clause of one literal has none
+    levels = code_levels(
+        params, task, masks, reader, min_partial=max(1, min(2, task.clause_size - 1))
+    )
+    out = {
         "bit_accuracy": scores["bit_accuracy"],
         "balanced_accuracy": scores["balanced_accuracy"],
         "exact_outputs": scores["exact_outputs"],
@@ -82,7 +113,14 @@ def summarize(
         "shared_rows": ch["shared_rows"].float() / h,
         "row_selectivity": _masked_mean(ch["selectivity"], serving_rows),
         "aligned_firing": _masked_mean(ch["firing_rate"], aligned_rows),
+        **{f"{LEVEL_NAMES[name]}_clauses": levels[f"fraction_{name}"] for name in CODE_LEVELS},
     }
+    if initial is not None:
+        mask = masks.get("W1") if masks else None
+        motion = weight_motion(initial["W1"], params["W1"], mask)
+        out["weight_change"] = motion["relative_change"]
+        out["flipped_signs"] = motion["flipped_signs"]
+    return out
 
 
 def _masked_mean(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:

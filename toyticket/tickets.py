@@ -323,7 +323,7 @@ def ticket_study(
     )
 
     def summary(run: Run, masks: Masks | None) -> dict[str, torch.Tensor]:
-        return summarize(run.final, task, reader, masks)
+        return summarize(run.final, task, reader, masks, initial=run.checkpoints[0])
 
     rows: dict[str, list[dict[str, torch.Tensor]]] = {"dense": [], "imp": []}
     dense = summary(ladder.dense, None)
