@@ -1,5 +1,6 @@
 """Tests of sweeps (toyticket.sweep): grids, the single-process loop, Dask workers, the CLI, and
-a sweep killed mid-way that resumes to the numbers of an uninterrupted one."""
+a sweep killed mid-way that resumes to the numbers of an uninterrupted one; for the dense study
+and for ticket studies (which share the store with a chapter's own ticket_study calls)."""
 
 import importlib
 import os
@@ -158,3 +159,113 @@ def test_command_line(store, tmp_path, capsys):
 def test_example_grid_is_valid():
     for path in sorted((ROOT / "params" / "sweeps").glob("*.yaml")):
         assert tt.grid_points(path), path
+
+
+# ---------------------------------------------------------------- ticket studies
+
+TICKETS = {  # two tiny ticket points, the shape of chapter 3's calls
+    "study": "tickets",
+    "seeds": 2,
+    "methods": ["imp", "snip"],
+    "sign_reinit": True,
+    "task": {"n_vars": 6, "n_clauses": 6, "group_size": 2, "seed": [0, 1]},
+    "model": {"width": 5},
+    "training": {"steps": 80, "lr": 0.1, "optimizer": "sgd", "momentum": 0.9},
+    "pruning": {"fraction": 0.2, "rounds": 2},
+    "reader": {},
+}
+TICKET_ARGS = (  # what follows the task in the chapter's call of a TICKETS point
+    tt.ModelConfig(width=5),
+    tt.TrainConfig(steps=80, lr=0.1, optimizer="sgd", momentum=0.9),
+    [0, 1],
+    tt.PruningConfig(fraction=0.2, rounds=2),
+    ["imp", "snip"],
+    tt.ReaderConfig(),
+)
+
+
+def _chapter_task(seed: int) -> tt.Task:
+    return tt.make_task(n_vars=6, n_clauses=6, group_size=2, seed=seed)
+
+
+def _studies_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(_equal(a[row], b[row]) for row in a)
+
+
+def test_ticket_points_are_the_chapters_calls():
+    points = tt.grid_points(TICKETS)
+    assert [p.label for p in points] == [(("task.seed", 0),), (("task.seed", 1),)]
+    assert points[0].pruning == TICKET_ARGS[3] and points[0].methods == ("imp", "snip")
+    for point, seed in zip(points, (0, 1), strict=True):
+        chapter = tt.ticket_study.entry(_chapter_task(seed), *TICKET_ARGS, sign_reinit=True)
+        assert point.entry() == chapter
+    # make_task(...) and build_task(TaskConfig(...)) draw the same task: the same store key
+    config = tt.TaskConfig(n_clauses=12, seed=3)
+    assert tt.ticket_study.entry(tt.make_task(n_clauses=12, seed=3), *TICKET_ARGS) == (
+        tt.ticket_study.entry(tt.build_task(config), *TICKET_ARGS)
+    )
+    # a grid's defaults are ticket_study's: methods ["imp"], sign_reinit false, ReaderConfig()
+    bare = tt.grid_points({"study": "tickets", "seeds": 2, "task": {"seed": 3}})
+    assert bare[0].entry() == tt.ticket_study.entry(
+        tt.build_task(config), tt.ModelConfig(), tt.TrainConfig(), [0, 1], tt.PruningConfig()
+    )
+
+
+def test_a_ticket_sweep_and_ticket_study_share_the_store(store):
+    results = tt.run_sweep(TICKETS)
+    assert [r.source for r in results] == ["computed"] * 2
+    # a chapter's own call reads what the sweep wrote ...
+    study = tt.ticket_study(_chapter_task(1), *TICKET_ARGS, sign_reinit=True)
+    assert store.stats["hit", "ticket_study"] == 1
+    assert store.stats["computed", "ticket_study"] == 2
+    assert _studies_equal(study, results[1].result)
+    assert set(study) == {"dense", "imp", "reinit", "random", "sign_reinit", "snip", "sparsity"}
+    # ... and a sweep reads what a chapter's call wrote
+    tt.ticket_study(_chapter_task(2), *TICKET_ARGS, sign_reinit=True)
+    assert store.stats["computed", "ticket_study"] == 3
+    grid = {**TICKETS, "task": {**TICKETS["task"], "seed": [2, 0]}}
+    assert [r.source for r in tt.run_sweep(grid)] == ["stored", "stored"]
+    assert store.stats["computed", "ticket_study"] == 3
+
+
+def test_a_ticket_sweep_on_two_local_workers_is_bitwise_one_process(store, monkeypatch):
+    before = os.environ[st.STORE_ENV]
+    monkeypatch.setenv(st.STORE_ENV, "off")
+    reference = [r.result for r in tt.run_sweep(TICKETS)]
+    monkeypatch.setenv(st.STORE_ENV, before)
+    results = tt.run_sweep(TICKETS, workers=2)  # a LocalCluster of 2 processes
+    assert [r.source for r in results] == ["computed"] * 2
+    assert all(_studies_equal(r.result, ref) for r, ref in zip(results, reference, strict=True))
+    stored = tt.run_sweep(TICKETS)  # written by this process, read back bitwise
+    assert [r.source for r in stored] == ["stored"] * 2
+    assert all(_studies_equal(r.result, ref) for r, ref in zip(stored, reference, strict=True))
+
+
+def test_ticket_command_line_lists_what_is_stored(store, tmp_path, capsys):
+    grid_file = tmp_path / "tickets.yaml"
+    grid_file.write_text(yaml.safe_dump(TICKETS))
+    tt.ticket_study(_chapter_task(0), *TICKET_ARGS, sign_reinit=True)  # a chapter computed one
+    assert sweep_module.main(["--grid", str(grid_file), "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("2 points (tickets study)")
+    assert lines[1].startswith("stored ") and lines[1].endswith("task.seed=0")
+    assert lines[2].startswith("missing") and lines[2].endswith("task.seed=1")
+    assert sweep_module.main(["--grid", str(grid_file), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "1 computed, 1 read from the store" in out
+    for row in ("dense", "imp", "reinit", "random", "sign_reinit", "snip"):
+        assert f"task.seed=1: {row} @ 0.36" in out
+    assert sweep_module.main(["--grid", str(grid_file), "--list"]) == 0
+    assert capsys.readouterr().out.count("stored ") == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**TICKETS, "methods": ["imp", "lottery"]}))
+    assert sweep_module.main(["--grid", str(bad), "--list"]) == 2
+    assert "grid methods entry='lottery'" in capsys.readouterr().err
+
+
+def test_every_study_is_one_row_of_the_table():
+    assert set(sweep_module.STUDIES) == {"dense", "tickets"}
+    for name, study in sweep_module.STUDIES.items():
+        points = tt.grid_points({"study": name, "seeds": 2})
+        assert points[0].entry().kind == study.unit.kind
+        assert set(study.top_level) == {"study", *study.values, *study.sections}

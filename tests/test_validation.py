@@ -36,6 +36,7 @@ PRUNING = tt.PruningConfig(rounds=1)
 INIT = tt.init_params(6, 3, MODEL, [0, 1])
 ONES = {"W1": torch.ones(2, 4, 6)}
 GRID = {"seeds": 2, "task": {"n_vars": 6, "n_clauses": 6, "group_size": 2}}
+TICKET_GRID = {**GRID, "study": "tickets", "training": {"steps": 5}, "pruning": {"rounds": 2}}
 STUDY = {  # the shape of a ticket study's result: 1 level, 2 seeds
     row: {"bit_accuracy": torch.ones(1, 2), "exact_outputs": torch.ones(1, 2)}
     for row in ("dense", "imp", "reinit", "random")
@@ -293,10 +294,10 @@ CASES = [
     ("grid seeds", lambda: tt.grid_points({**GRID, "seeds": 0}), ValueError, "seeds", ">= 1"),
     (
         "grid study",
-        lambda: tt.grid_points({**GRID, "study": "tickets"}),
+        lambda: tt.grid_points({**GRID, "study": "probes"}),
         ValueError,
         "study",
-        "('dense',)",
+        "('dense', 'tickets')",
     ),
     (
         "grid axis",
@@ -313,6 +314,72 @@ CASES = [
         "choose one of",
     ),
     ("sweep workers", lambda: tt.run_sweep(GRID, workers=-1), ValueError, "workers", ">= 0"),
+    (
+        "grid section of another study",
+        lambda: tt.grid_points({**GRID, "pruning": {"rounds": 2}}),
+        ValueError,
+        "pruning (study 'dense')",
+        "allowed: study, seeds, device, task",
+    ),
+    (
+        "ticket grid section",
+        lambda: tt.grid_points({**TICKET_GRID, "device": "cpu"}),
+        ValueError,
+        "device (study 'tickets')",
+        "allowed: study, seeds, methods, sign_reinit, task, model, training, pruning, reader",
+    ),
+    (
+        "ticket grid method",
+        lambda: tt.grid_points({**TICKET_GRID, "methods": ["imp", "lottery"]}),
+        ValueError,
+        "grid methods entry='lottery'",
+        "choose one of ('imp', 'oneshot', 'magnitude_init'",
+    ),
+    (
+        "ticket grid methods one name",
+        lambda: tt.grid_points({**TICKET_GRID, "methods": "imp"}),
+        TypeError,
+        "grid methods='imp'",
+        "allowed a list of names",
+    ),
+    (
+        "ticket grid sign_reinit",
+        lambda: tt.grid_points({**TICKET_GRID, "sign_reinit": [False, True]}),
+        TypeError,
+        "grid sign_reinit",
+        "allowed True or False",
+    ),
+    (
+        "ticket grid pruning field",
+        lambda: tt.grid_points({**TICKET_GRID, "pruning": {"fractoin": 0.1}}),
+        ValueError,
+        "fractoin",
+        "PruningConfig has: fraction, rounds, scope",
+    ),
+    (
+        "ticket grid pruning value",
+        lambda: tt.grid_points({**TICKET_GRID, "pruning": {"rounds": [2, 0]}}),
+        ValueError,
+        "grid section 'pruning': rounds=0",
+        "allowed [1, 100]",
+    ),
+    (
+        "ticket grid rewind_step",
+        lambda: tt.grid_points({**TICKET_GRID, "pruning": {"rewind_step": [1, 5]}}),
+        ValueError,
+        "grid point pruning.rewind_step=5: rewind_step=5",
+        "allowed [0, 4]",
+    ),
+    (
+        "ticket grid unknown method in the sweep CLI",
+        lambda: _cli(
+            sweep_module.main,
+            ["--grid", _yaml_file("t.yaml", "study: tickets\nmethods: [imp, snap]\n")],
+        ),
+        CLIError,
+        "grid methods entry='snap'",
+        "choose one of",
+    ),
     # the book tool (papermill parameters)
     ("book parameter", _book_check, book.BookError, "n_seed", "defines: lr, n_seeds"),
     #
@@ -891,6 +958,7 @@ def test_an_unwritable_store_fails_before_anything_is_computed(tmp_path, monkeyp
         _dense(),
         _study(),
         lambda: tt.run_sweep(grid),
+        lambda: tt.run_sweep(TICKET_GRID),
         lambda: tt.cached("demo", {}, lambda: pytest.fail("computed")),
     ]
     for call in calls:

@@ -1,4 +1,4 @@
-"""Sweeps: the dense study over a grid of parameters, written into the results store.
+"""Sweeps: a study over a grid of parameters, its points written into the results store.
 
 From the command line::
 
@@ -9,9 +9,9 @@ From the command line::
 
 or from Python: ``toyticket.run_sweep(grid)``, with ``grid`` a mapping or a YAML file path.
 
-A grid file::
+A grid names its study, fixed top-level values, and sections of config fields::
 
-    study: dense            # the study to run (the only one so far)
+    study: dense            # the study to run: dense or tickets (STUDIES)
     seeds: 16               # network seeds: a count n (seeds 0..n-1) or a list of seeds
     device: cpu
     task:                   # TaskConfig fields; a list is an axis of the grid
@@ -24,18 +24,38 @@ A grid file::
       lr: 0.02
     reader: {}              # ReaderConfig fields
 
-The grid is the product of all axes (a field whose value is a list). To give a tuple-valued
-field (``training.checkpoints``) one value, wrap it in a list: ``checkpoints: [[10, 50]]``.
-Every point is one ``experiments.dense_unit``: one batched training of all the seeds on one task
-and its summaries, stored under the same identity as when a chapter's ``dense_study`` computes
-it. A sweep therefore precomputes chapters (a chapter reads what a sweep wrote, and the other
-way round), and a killed sweep resumes: points already stored are not recomputed.
+The studies (``STUDIES``: name -> ``Study``, one unit of work per point):
 
-With ``--workers`` or ``--scheduler`` the points are computed by Dask distributed workers
-(``dask.distributed.Client``), which need this package installed at the same version and the
-same number of torch threads (1 by default): a worker that differs is an error. Workers do not
-write the store; they return results and this process writes them, so workers need no shared
-file system.
+- ``dense``: one ``experiments.dense_unit`` per point, one batched training of all the seeds on
+  one task and its summaries ({name: [seeds]}). Top level: ``seeds`` (default 8), ``device``
+  (default "cpu"); sections ``task``, ``model``, ``training``, ``reader``.
+- ``tickets``: one ``tickets.ticket_study`` per point, the call
+  ``ticket_study(build_task(task), model, training, seeds, pruning, methods, reader,
+  sign_reinit=sign_reinit)`` ({row: {name: [levels, seeds]}}). Top level: ``seeds`` (default
+  8), ``methods`` (discovery methods, default [imp]), ``sign_reinit`` (default false);
+  sections ``task``, ``model``, ``training``, ``pruning`` (PruningConfig fields), ``reader``.
+
+The grid is the product of all axes: a section field whose value is a list. Top-level values
+are never axes: ``methods: [imp, snip]`` is one list of methods for every point, and a sweep
+over ``methods``, ``sign_reinit`` or ``seeds`` is one grid per value. To give a tuple-valued
+field (``training.checkpoints``) one value, wrap it in a list: ``checkpoints: [[10, 50]]``.
+Every grid is validated before anything runs (unknown study, section, field or method, a bad
+value: one line naming it and what is allowed).
+
+Every point is stored under the same identity as when a chapter makes the same call itself
+(``dense_study`` for its units, ``ticket_study`` directly; ``tt.make_task(...)`` and
+``tt.build_task(TaskConfig(...))`` draw the same task, so either keys the store alike). A sweep
+therefore precomputes chapters (a chapter reads what a sweep wrote, and the other way round),
+and a killed sweep resumes: points already stored are not recomputed.
+
+With ``--workers`` (a Dask ``LocalCluster`` of single-threaded processes) or ``--scheduler``
+(a running Dask scheduler, ``dask scheduler`` and ``dask worker ADDRESS --nthreads 1`` started
+by hand) the points are computed by Dask distributed workers, which need this package
+installed at the same version and the same number of torch threads (1 by default): a worker
+that differs is an error. Workers do not write the store; they return results and this
+process, the one that owns the store, writes them, so workers need no shared file system.
+Each point is one deterministic computation, so the results are bitwise those of a single
+process. A progress bar counts the points as they finish.
 """
 
 from __future__ import annotations
@@ -58,11 +78,13 @@ from tqdm.auto import tqdm
 from toyticket.experiments import dense_unit, unit_arguments
 from toyticket.features import ReaderConfig
 from toyticket.model import ModelConfig
-from toyticket.store import Entry, Store, get_store
+from toyticket.store import Entry, Store, StoredFunction, get_store
 from toyticket.summary import SUMMARY_NAMES
-from toyticket.tasks import TaskConfig
+from toyticket.tasks import TaskConfig, build_task
+from toyticket.tickets import PruningConfig, check_methods, ticket_study
 from toyticket.training import TrainConfig
 from toyticket.validation import (
+    check_bool,
     check_choice,
     check_choices,
     check_device,
@@ -74,49 +96,156 @@ from toyticket.validation import (
     wrong_type,
 )
 
-STUDIES = ("dense",)
-SECTIONS: dict[str, type] = {
-    "task": TaskConfig,
-    "model": ModelConfig,
-    "training": TrainConfig,
-    "reader": ReaderConfig,
+# --------------------------------------------------------------------------- studies
+
+
+@dataclass(frozen=True)
+class Study:
+    """A kind of study that grids sweep.
+
+    - ``unit``: the stored function that one point computes (its store kind and version);
+    - ``sections``: the grid's config sections, name -> config class (a list is an axis);
+    - ``values``: the grid's top-level values, name -> (default, ``check(name, value)``
+      returning it validated and normalized); never axes;
+    - ``call``: one point's sections and values by name -> the unit's arguments by name,
+      validated and normalized exactly as a direct call normalizes them (so both share one
+      store entry);
+    - ``rows``: a unit's result as table rows {label suffix: {summary name: [seeds]}}, for
+      the command line."""
+
+    unit: StoredFunction
+    sections: Mapping[str, type]
+    values: Mapping[str, tuple[Any, Callable[[str, Any], Any]]]
+    call: Callable[..., dict[str, Any]]
+    rows: Callable[[Any], dict[str, dict[str, torch.Tensor]]]
+
+    @property
+    def top_level(self) -> tuple[str, ...]:
+        """The names a grid of this study may hold at its top level."""
+        return ("study", *self.values, *self.sections)
+
+
+def check_grid_seeds(name: str, seeds: object) -> tuple[int, ...]:
+    """Network seeds in a grid: a count n (seeds 0..n-1) or a list of distinct seeds."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = range(check_int(name, seeds, 1))
+    return check_seeds(name, seeds)
+
+
+def _dense_call(
+    task: TaskConfig,
+    model: ModelConfig,
+    training: TrainConfig,
+    reader: ReaderConfig,
+    seeds: tuple[int, ...],
+    device: str,
+) -> dict[str, Any]:
+    """A dense point: one ``dense_unit``, normalized as ``dense_study`` normalizes its units."""
+    return dense_unit.arguments(*unit_arguments(task, model, training, seeds, reader, device))
+
+
+def _tickets_call(
+    task: TaskConfig,
+    model: ModelConfig,
+    training: TrainConfig,
+    pruning: PruningConfig,
+    reader: ReaderConfig,
+    seeds: tuple[int, ...],
+    methods: tuple[str, ...],
+    sign_reinit: bool,
+) -> dict[str, Any]:
+    """A ticket point: the call ``ticket_study(build_task(task), model, ...)`` of a chapter."""
+    return ticket_study.arguments(
+        build_task(task), model, training, seeds, pruning, methods, reader, sign_reinit=sign_reinit
+    )
+
+
+def _sparsest_level(study: dict[str, dict[str, torch.Tensor]]) -> dict[str, dict[str, Any]]:
+    """A ticket study's rows (dense, imp, the controls, the methods) at its sparsest level."""
+    sparsity = study["sparsity"]["sparsity"][-1].item()
+    return {
+        f"{row} @ {sparsity:.2f}": {name: values[-1] for name, values in summaries.items()}
+        for row, summaries in study.items()
+        if row != "sparsity"
+    }
+
+
+STUDIES: dict[str, Study] = {
+    "dense": Study(
+        unit=dense_unit,
+        sections={
+            "task": TaskConfig,
+            "model": ModelConfig,
+            "training": TrainConfig,
+            "reader": ReaderConfig,
+        },
+        values={"seeds": (8, check_grid_seeds), "device": ("cpu", check_device)},
+        call=_dense_call,
+        rows=lambda summaries: {"": summaries},
+    ),
+    "tickets": Study(
+        unit=ticket_study,
+        sections={
+            "task": TaskConfig,
+            "model": ModelConfig,
+            "training": TrainConfig,
+            "pruning": PruningConfig,
+            "reader": ReaderConfig,
+        },
+        values={
+            "seeds": (8, check_grid_seeds),
+            "methods": (["imp"], check_methods),
+            "sign_reinit": (False, check_bool),
+        },
+        call=_tickets_call,
+        rows=_sparsest_level,
+    ),
 }
-TOP_LEVEL = ("study", "seeds", "device", *SECTIONS)
 
 
 @dataclass(frozen=True)
 class Point:
-    """One point of a grid: the arguments of one ``dense_unit`` and the values of the axes
-    with more than one value (``label``: (("section.field", value), ...)) that single it out."""
+    """One point of a grid: its ``study`` (a key of ``STUDIES``), its ``values`` (every
+    section's config and every top-level value, (("task", TaskConfig(...)), ..., ("seeds",
+    (0, 1)), ...), also readable as attributes: ``point.task``, ``point.seeds``), and the
+    values of the axes with more than one value that single it out (``label``:
+    (("section.field", value), ...))."""
 
-    task: TaskConfig
-    model: ModelConfig
-    training: TrainConfig
-    seeds: tuple[int, ...]
-    reader: ReaderConfig
-    device: str
+    study: str
+    values: tuple[tuple[str, Any], ...]
     label: tuple[tuple[str, Any], ...]
 
-    def arguments(self) -> tuple:
-        """The normalized arguments of ``dense_unit`` (see ``experiments.unit_arguments``)."""
-        return unit_arguments(
-            self.task, self.model, self.training, self.seeds, self.reader, self.device
+    def __getattr__(self, name: str) -> Any:
+        values = dict(self.__dict__.get("values", ()))  # not self.values: no recursion
+        if name in values:
+            return values[name]
+        raise AttributeError(
+            f"a {self.__dict__.get('study')!r} grid point has no value {name!r}: it has "
+            f"{', '.join(values)}"
         )
+
+    def arguments(self) -> dict[str, Any]:
+        """The arguments by name of the study's unit, validated and normalized (the same as
+        those of the chapter's call that computes the point)."""
+        return STUDIES[self.study].call(**dict(self.values))
 
     def entry(self) -> Entry:
         """The point's identity in the results store."""
-        return dense_unit.entry(*self.arguments())
+        return STUDIES[self.study].unit.entry(**self.arguments())
 
     def name(self) -> str:
+        """The point's label as text, e.g. ``task.seed=1, model.width=8``."""
         return ", ".join(f"{k}={v!r}" for k, v in self.label) or "(single point)"
 
 
 @dataclass
 class SweepResult:
-    """A point and its summaries ({name: [len(seeds)]}); ``source``: "stored" or "computed"."""
+    """A point and its result (what the study's unit returns: summaries {name: [seeds]} for
+    ``dense``, {row: {name: [levels, seeds]}} for ``tickets``); ``source``: "stored" or
+    "computed"."""
 
     point: Point
-    result: dict[str, torch.Tensor]
+    result: Any
     source: str
 
 
@@ -133,30 +262,31 @@ def load_grid(grid: Mapping[str, Any] | str | Path) -> dict[str, Any]:
 
 
 def grid_points(grid: Mapping[str, Any] | str | Path) -> list[Point]:
-    """Every point of a grid, validated (unknown sections or fields, bad values: ValueError or
-    TypeError naming them), in a fixed order: the last axis varies fastest."""
+    """Every point of a grid, validated (unknown study, sections, fields or methods, bad
+    values: ValueError or TypeError naming them), in a fixed order: the last axis varies
+    fastest. Nothing is trained, and the store is not touched."""
     grid = load_grid(grid)
-    unknown = sorted(set(grid) - set(TOP_LEVEL))
+    study_name = check_choice("grid study", grid.get("study", "dense"), STUDIES)
+    study = STUDIES[study_name]
+    unknown = sorted(set(grid) - set(study.top_level), key=str)
     if unknown:
         raise ValueError(
-            f"grid: unknown section(s) {', '.join(map(str, unknown))}; allowed: "
-            f"{', '.join(TOP_LEVEL)}"
+            f"grid: unknown section(s) {', '.join(map(str, unknown))} (study {study_name!r}); "
+            f"allowed: {', '.join(study.top_level)}"
         )
-    check_choice("grid study", grid.get("study", "dense"), STUDIES)
-    seeds = grid.get("seeds", 8)
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        seeds = tuple(range(check_int("grid seeds", seeds, 1)))
-    seeds = check_seeds("grid seeds", seeds)
-    device = check_device("grid device", grid.get("device", "cpu"))
+    top = {
+        name: check(f"grid {name}", grid.get(name, default))
+        for name, (default, check) in study.values.items()
+    }
 
     fixed: dict[str, dict[str, Any]] = {}
     axes: list[tuple[str, str, list[Any]]] = []
-    for section, cls in SECTIONS.items():
+    for section, cls in study.sections.items():
         values = grid.get(section) or {}
         if not isinstance(values, Mapping):
             raise wrong_type(f"grid section {section}", values, "a mapping of field: value")
         allowed = [f.name for f in dataclasses.fields(cls)]
-        bad = sorted(set(values) - set(allowed))
+        bad = sorted(set(values) - set(allowed), key=str)
         if bad:
             raise ValueError(
                 f"grid section {section!r}: unknown field(s) {', '.join(map(str, bad))}; "
@@ -180,7 +310,7 @@ def grid_points(grid: Mapping[str, Any] | str | Path) -> list[Point]:
         for (section, name, _), value in zip(axes, combo, strict=True):
             fields[section][name] = value
         configs = {}
-        for section, cls in SECTIONS.items():
+        for section, cls in study.sections.items():
             try:
                 configs[section] = cls(**fields[section])
             except (TypeError, ValueError) as exc:
@@ -190,7 +320,12 @@ def grid_points(grid: Mapping[str, Any] | str | Path) -> list[Point]:
             for (section, name, values), value in zip(axes, combo, strict=True)
             if len(values) > 1
         )
-        points.append(Point(**configs, seeds=seeds, device=device, label=label))
+        point = Point(study_name, tuple({**configs, **top}.items()), label)
+        try:  # what the unit itself checks (e.g. a rewind step within training)
+            point.arguments()
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"grid point {point.name()}: {exc}") from exc
+        points.append(point)
     return points
 
 
@@ -202,14 +337,17 @@ def _tuples(value: Any) -> Any:
 # --------------------------------------------------------------------------- running
 
 
-def run_unit(arguments: tuple) -> tuple[str, dict[str, torch.Tensor]]:
-    """What a worker runs: (its environment, ``dense_unit`` computed without the store)."""
-    return _environment(), dense_unit.fn(*arguments)
+def run_unit(job: tuple[str, dict[str, Any]]) -> tuple[str, Any]:
+    """What a worker runs for one point, ``job`` = (study name, the unit's arguments by
+    name): (its environment, the study's unit computed without the store)."""
+    study, arguments = job
+    unit = STUDIES[study].unit
+    return _environment(unit), unit.fn(**arguments)
 
 
-def _environment() -> str:
+def _environment(unit: StoredFunction) -> str:
     """What must be the same here and on a worker: the code version and the torch threads."""
-    return f"code version {dense_unit.version}, {torch.get_num_threads()} torch thread(s)"
+    return f"code version {unit.version}, {torch.get_num_threads()} torch thread(s)"
 
 
 def run_sweep(
@@ -220,13 +358,14 @@ def run_sweep(
     progress: bool = False,
     store: Store | None = None,
 ) -> list[SweepResult]:
-    """Run a grid (see the module docstring) and return every point's summaries, in grid order.
+    """Run a grid (see the module docstring) and return every point's result, in grid order.
 
     Stored points are read; the others are computed, each saved to the store as soon as it is
     done. ``workers=0`` (default): a plain loop in this process. ``workers=N``: a local Dask
     cluster of N single-threaded worker processes. ``scheduler``: the address of a running Dask
-    scheduler (``"tcp://host:8786"``) or a ``dask.distributed.Client``. ``store``: default
-    ``get_store()`` (``TOYTICKET_STORE``)."""
+    scheduler (``"tcp://host:8786"``) or a ``dask.distributed.Client``. Results are bitwise the
+    same either way. ``progress``: a progress bar over the points to compute. ``store``:
+    default ``get_store()`` (``TOYTICKET_STORE``)."""
     check_int("workers", workers, 0)
     if scheduler is not None and workers:
         raise ValueError(
@@ -243,21 +382,23 @@ def run_sweep(
         )
     store = get_store() if check_store("store", store) is None else store
     points = grid_points(grid)
+    study = STUDIES[points[0].study]
     results: list[SweepResult | None] = [None] * len(points)
-    todo: list[tuple[int, Point, Entry]] = []
+    todo: list[tuple[int, Entry, tuple[str, dict[str, Any]]]] = []
     for i, point in enumerate(points):
-        entry = point.entry()
+        arguments = point.arguments()
+        entry = study.unit.entry(**arguments)
         found, value = store.load(entry)
         if found:
             results[i] = SweepResult(point, value, "stored")
         else:
-            todo.append((i, point, entry))
+            todo.append((i, entry, (point.study, arguments)))
 
     if todo:
         store.ensure_writable()  # before computing: a result that cannot be saved is lost
-    here = _environment()
+    here = _environment(study.unit)
 
-    def finish(i: int, entry: Entry, there: str, value: dict[str, torch.Tensor]) -> None:
+    def finish(i: int, entry: Entry, there: str, value: Any) -> None:
         if there != here:
             raise RuntimeError(
                 f"a worker computes with {there}, this process with {here}: install the same "
@@ -268,10 +409,10 @@ def run_sweep(
         store.save(entry, value)
         results[i] = SweepResult(points[i], value, "computed")
 
-    bar = tqdm(total=len(todo), disable=not progress, desc="sweep")
+    bar = tqdm(total=len(todo), disable=not progress, desc=f"{points[0].study} sweep", unit="point")
     if todo and scheduler is None and workers == 0:
-        for i, point, entry in todo:
-            finish(i, entry, *run_unit(point.arguments()))
+        for i, entry, job in todo:
+            finish(i, entry, *run_unit(job))
             bar.update()
     elif todo:
         with _dask_client(scheduler, workers) as client:
@@ -282,16 +423,16 @@ def run_sweep(
 
 def _run_on_dask(
     client: Any,
-    todo: list[tuple[int, Point, Entry]],
-    finish: Callable[[int, Entry, str, dict[str, torch.Tensor]], None],
+    todo: list[tuple[int, Entry, tuple[str, dict[str, Any]]]],
+    finish: Callable[[int, Entry, str, Any], None],
     bar: Any,
 ) -> None:
     """Submit every missing point and save each result as soon as it arrives."""
     from dask.distributed import as_completed
 
     futures = {}
-    for i, point, entry in todo:
-        future = client.submit(run_unit, point.arguments(), key=f"dense_unit-{entry.digest}-{i}")
+    for i, entry, job in todo:
+        future = client.submit(run_unit, job, key=f"{entry.kind}-{entry.digest}-{i}")
         futures[future] = (i, entry)
     for future, (there, value) in as_completed(futures, with_results=True):
         i, entry = futures[future]
@@ -327,7 +468,11 @@ def _dask_client(scheduler: Any, workers: int) -> Iterator[Any]:
 def _table(results: Sequence[SweepResult], columns: Sequence[str]) -> str:
     from toyticket.stats import format_table
 
-    return format_table({r.point.name(): r.result for r in results}, list(columns))
+    rows = {}
+    for r in results:
+        for suffix, values in STUDIES[r.point.study].rows(r.result).items():
+            rows[f"{r.point.name()}: {suffix}" if suffix else r.point.name()] = values
+    return format_table(rows, list(columns))
 
 
 def _iter_listing(points: Sequence[Point], store: Store) -> Iterator[str]:
@@ -341,8 +486,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line: see the module docstring."""
     parser = argparse.ArgumentParser(
         prog="python -m toyticket.sweep",
-        description="Run the dense study over a grid of parameters into the results store "
-        "(TOYTICKET_STORE, default _build/store).",
+        description="Run a study (dense or tickets) over a grid of parameters into the results "
+        "store (TOYTICKET_STORE, default _build/store). A ticket sweep prints every row at the "
+        "sparsest level of the ladder.",
     )
     parser.add_argument("--grid", required=True, type=Path, metavar="GRID.yaml")
     where = parser.add_mutually_exclusive_group()
@@ -367,7 +513,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{len(points)} points; store: {store.root or 'off (TOYTICKET_STORE=off)'}")
+    print(
+        f"{len(points)} points ({points[0].study} study); "
+        f"store: {store.root or 'off (TOYTICKET_STORE=off)'}"
+    )
     if args.list:
         for line in _iter_listing(points, store):
             print(line)
