@@ -419,10 +419,15 @@ def chapter_checks() -> dict:
             build(value)
 
     def training_02(p):  # book/02_dense_training.md builds its TrainConfig so
-        training = tt.TrainConfig(steps=p["steps"], lr=p["lr"])
+        training = tt.TrainConfig(
+            steps=p["steps"], lr=p["lr"], optimizer="sgd", momentum=p["momentum"]
+        )
         check_int("checkpoint_every", p["checkpoint_every"], 1)
         every = range(0, p["steps"] + 1, p["checkpoint_every"])
         dataclasses.replace(training, checkpoints=tuple(every))
+
+    def training_03(p):  # book/03_tickets.md trains with SGD
+        tt.TrainConfig(steps=p["steps"], lr=p["lr"], optimizer="sgd", momentum=p["momentum"])
 
     def late_rewinding_03(p):
         late = tt.PruningConfig(p["fraction"], p["rounds"], rewind_step=p["late_rewind_step"])
@@ -456,14 +461,17 @@ def chapter_checks() -> dict:
         "02_dense_training": [
             seeds,
             (("task_seeds",), lambda p: check_seeds("task_seeds", p["task_seeds"])),
-            (("steps", "lr", "checkpoint_every"), training_02),
-            (("width",), lambda p: tt.ModelConfig(width=p["width"])),
             (
-                ("n_clauses",),
-                lambda p: [
-                    tt.TaskConfig(n_clauses=p["n_clauses"], readout=r) for r in ("dnf", "groups")
-                ],
+                ("tuning_task_seeds",),
+                lambda p: check_seeds("tuning_task_seeds", p["tuning_task_seeds"]),
             ),
+            (("steps", "lr", "momentum", "checkpoint_every"), training_02),
+            (
+                ("lrs",),
+                lambda p: each("lrs", p["lrs"], lambda r: tt.TrainConfig(lr=r, optimizer="sgd")),
+            ),
+            (("adam_lr",), lambda p: tt.TrainConfig(lr=p["adam_lr"], optimizer="adam")),
+            (("width",), lambda p: tt.ModelConfig(width=p["width"])),
             (
                 ("widths",),
                 lambda p: each("widths", p["widths"], lambda h: tt.ModelConfig(width=h)),
@@ -478,12 +486,15 @@ def chapter_checks() -> dict:
         ],
         "03_tickets": [
             seeds,
-            (("steps", "lr"), lambda p: tt.TrainConfig(steps=p["steps"], lr=p["lr"])),
+            (("task_seeds",), lambda p: check_seeds("task_seeds", p["task_seeds"])),
+            (("steps", "lr", "momentum"), training_03),
+            (("adam_lr",), lambda p: tt.TrainConfig(lr=p["adam_lr"], optimizer="adam")),
             (("fraction", "rounds"), lambda p: tt.PruningConfig(p["fraction"], p["rounds"])),
-            (("n_clauses",), lambda p: tt.TaskConfig(n_clauses=p["n_clauses"])),
-            (("width",), lambda p: tt.ModelConfig(width=p["width"])),
-            (("hard_clauses",), lambda p: tt.TaskConfig(n_clauses=p["hard_clauses"])),
-            (("wide_width",), lambda p: tt.ModelConfig(width=p["wide_width"])),
+            (
+                ("widths",),
+                lambda p: each("widths", p["widths"], lambda h: tt.ModelConfig(width=h)),
+            ),
+            (("main_width",), lambda p: tt.ModelConfig(width=p["main_width"])),
             (("late_rewind_step", "steps", "lr", "fraction", "rounds"), late_rewinding_03),
             (("tolerance",), lambda p: check_tolerance("tolerance", p["tolerance"])),
             (("methods",), lambda p: check_methods("methods", p["methods"])),
