@@ -771,3 +771,38 @@ def test_reader_functions_validate_their_inputs():
         tt.planted_network(task, rows=[0, 0, 1, 2, 3, 4])
     with pytest.raises(ValueError, match="rows"):
         tt.planted_network(task, width=3)
+
+
+# ---------------------------------------------------------------- the exact law of crowding
+
+
+def test_crowding_law_of_disjoint_clauses_is_binomial():
+    # no shared variable: each clause is proximal (d <= 1, probability 4/8) independently
+    task = hand_task(6, [((0, 1, 2), (1, 1, -1)), ((3, 4, 5), (-1, 1, 1))], [(0,), (1,)])
+    assert tt.crowding_law(task, delta=1).tolist() == [0.25, 0.5, 0.25]
+    # delta = 0: proximal means a code, probability 1/8
+    p = 1 / 8
+    assert tt.crowding_law(task, delta=0).tolist() == pytest.approx(
+        [(1 - p) ** 2, 2 * p * (1 - p), p**2]
+    )
+
+
+def test_crowding_law_of_clauses_that_share_variables_by_hand():
+    # c0 = x0 & x1 & x2 and c1 = x0 & x1 & x3 share two literals. With a the number of
+    # negative signs among (w0, w1) (1/4, 1/2, 1/4 for a = 0, 1, 2): a = 0, both are proximal;
+    # a = 2, neither; a = 1, c0 is proximal iff w2 > 0 and c1 iff w3 > 0. So P(both) =
+    # 1/4 + 1/2 * 1/4 = 3/8 = P(neither), P(one) = 1/4: wider than Binomial(2, 1/2).
+    task = hand_task(4, [((0, 1, 2), (1, 1, 1)), ((0, 1, 3), (1, 1, 1))], [(0, 1)])
+    assert tt.crowding_law(task, delta=1).tolist() == [0.375, 0.25, 0.375]
+    # against the empirical crowding of many random rows (independent, fair signs)
+    task = tt.make_task(n_vars=8, n_clauses=9, seed=3)
+    law = tt.crowding_law(task)
+    rows = torch.rand(20_000, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    counts = torch.bincount(tt.crowding(rows, task), minlength=10).double()
+    assert law.sum().item() == pytest.approx(1.0)
+    assert (counts / counts.sum()).tolist() == pytest.approx(law.tolist(), abs=0.01)
+    assert tt.chi_square_test(counts, law)["p"] > 1e-3
+    # the mean is m P(proximal) whatever the dependence (linearity)
+    assert (torch.arange(10) * law).sum().item() == pytest.approx(9 * 0.5)
+    with pytest.raises(ValueError, match="delta"):
+        tt.crowding_law(task, delta=-1)

@@ -251,6 +251,24 @@ def test_clopper_pearson_against_known_values():
         tt.clopper_pearson(0, 0)
 
 
+def test_chi_square_test_against_closed_forms():
+    # E = 20 in each of 3 categories: statistic (100 + 0 + 100) / 20 = 10; with 2 degrees of
+    # freedom the chi-square survival function is exp(-x / 2)
+    out = tt.chi_square_test(torch.tensor([10, 20, 30]), [1 / 3] * 3)
+    assert out["statistic"] == pytest.approx(10.0)
+    assert out["df"] == 2 and out["p"] == pytest.approx(math.exp(-5.0), rel=1e-9)
+    # categories the law forbids: left out when empty, a refutation when not
+    fine = tt.chi_square_test([0, 20, 30], [0.0, 0.4, 0.6])
+    assert fine["df"] == 1 and fine["statistic"] == pytest.approx(0.0) and fine["p"] == 1.0
+    assert tt.chi_square_test([1, 20, 30], [0.0, 0.4, 0.6])["p"] == 0.0
+    with pytest.raises(ValueError, match="sum to 1"):
+        tt.chi_square_test([1, 2], [0.5, 0.6])
+    with pytest.raises(ValueError, match="same length"):
+        tt.chi_square_test([1, 2, 3], [0.5, 0.5])
+    with pytest.raises(ValueError, match="whole numbers"):
+        tt.chi_square_test([1.5, 2], [0.5, 0.5])
+
+
 def test_win_rate_counts_cells_where_a_beats_b():
     # 2 sparsities x 3 tasks x 2 seeds; mean paired differences per cell:
     # [+0.5, 0 (a tie), -1], [+1, +2, NaN (no value)] -> 3 wins of 5 cells

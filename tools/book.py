@@ -456,6 +456,11 @@ def chapter_checks() -> dict:
                 ),
             ),
             (("width",), lambda p: tt.ModelConfig(width=p["width"])),
+            (
+                ("widths",),
+                lambda p: each("widths", p["widths"], lambda h: tt.ModelConfig(width=h)),
+            ),
+            (("n_init",), lambda p: check_int("n_init", p["n_init"], 2)),
             seeds,
         ],
         "02_dense_training": [

@@ -5,10 +5,11 @@ of row r on the clause's variables, multiplied by the clause's polarities; the l
 *code* of c when all k aligned weights are positive. Code distance counts the literals that are
 not yet aligned: a combinatorial (Hamming) distance in sign space, 0 to k.
 
-Static reading (signs only): ``code_distance``, ``aligned``, ``proximal``, ``crowding``,
-``location_fates``. Functional reading (activations on the truth table): ``row_activity``,
-``channels`` (recall, selectivity, ablation). All functions take ensembles with a leading lane
-axis [S, ...] and return tensors indexed [S, row, clause] or [S, clause].
+Static reading (signs only): ``code_distance``, ``aligned``, ``proximal``, ``crowding``
+(and its exact law at initialization, ``crowding_law``), ``location_fates``. Functional
+reading (activations on the truth table): ``row_activity``, ``channels`` (recall,
+selectivity, ablation). The readers take ensembles with a leading lane axis [S, ...] and
+return tensors indexed [S, row, clause] or [S, clause].
 """
 
 from __future__ import annotations
@@ -106,6 +107,24 @@ def proximal(W1: torch.Tensor, task: Task, delta: int = 1, tau: float = 0.0) -> 
 def crowding(W1: torch.Tensor, task: Task, delta: int = 1, tau: float = 0.0) -> torch.Tensor:
     """Integer [..., h]: how many clauses are proximal to each row."""
     return proximal(W1, task, delta, tau).sum(-1)
+
+
+def crowding_law(task: Task, delta: int = 1) -> torch.Tensor:
+    """Float64 [m + 1]: the exact law of a row's crowding (``crowding``: how many clauses lie
+    within code distance ``delta`` of it, tau = 0) when the row's n weights have independent
+    signs, each positive with probability 1/2, as under any initialization that draws weights
+    independently and symmetrically about 0 (no atom at 0). Entry j is P(crowding = j).
+
+    Exact for the task's own clauses: the 2^n sign patterns of a row are enumerated, so
+    clauses that share variables (whose proximities are dependent) are accounted for. Only
+    when no two clauses share a variable is it Binomial(m, P(Binomial(k, 1/2) <= delta)).
+    Rows are independent of each other, so this is also the law of every row of a network."""
+    check_task("task", task)
+    check_int("delta", delta, 0)
+    n = task.n_vars
+    patterns = ((torch.arange(2**n)[:, None] >> torch.arange(n)) & 1).float() * 2 - 1
+    rows = crowding(patterns, task, delta)  # [2^n]: each sign pattern as one row
+    return torch.bincount(rows, minlength=task.n_clauses + 1).double() / 2**n
 
 
 def location_fates(

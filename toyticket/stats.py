@@ -20,7 +20,8 @@ default of ``grand_mean_ci`` and ``paired_difference``.
 
 Paired comparisons (same task, same seed, same initialization) use the difference A - B:
 ``paired_difference`` for its interval, ``sign_flip_test`` for a p-value, ``holm`` for a
-family of them, ``win_rate`` for "often" (the fraction of cells where A beats B).
+family of them, ``win_rate`` for "often" (the fraction of cells where A beats B). Observed
+frequencies against a law: ``chi_square_test``.
 
 The t and binomial quantiles come from the regularized incomplete beta function, computed here
 (the project does not depend on scipy).
@@ -257,6 +258,36 @@ def clopper_pearson(successes: int, trials: int, level: float = 0.95) -> tuple[f
     low = 0.0 if x == 0 else _beta_ppf(alpha, x, n - x + 1)
     high = 1.0 if x == n else _beta_ppf(1 - alpha, x + 1, n - x)
     return low, high
+
+
+def chi_square_test(counts: object, probs: object) -> dict[str, float]:
+    """Pearson's goodness-of-fit test of ``counts`` (how many of a number of independent trials
+    fell in each category) against a law ``probs`` (one probability per category, summing to
+    1): the statistic sum (O - E)^2 / E over the categories the law allows (E > 0), its degrees
+    of freedom (those categories - 1; no parameter is fitted) and the p-value
+    P(chi^2_df >= statistic). A count in a category the law forbids refutes it: statistic inf,
+    p-value 0. Returns ``statistic``, ``df`` and ``p``."""
+    observed = _values(counts)
+    law = _values(probs)
+    if observed.ndim != 1 or law.shape != observed.shape:
+        raise ValueError(
+            f"counts {tuple(observed.shape)} and probs {tuple(law.shape)}: allowed two 1-D "
+            "tensors of the same length (one entry per category)"
+        )
+    if (observed < 0).any() or (observed != observed.round()).any() or observed.sum() == 0:
+        raise ValueError("counts must be whole numbers >= 0, at least one of them positive")
+    if (law < 0).any() or abs(law.sum().item() - 1) > 1e-6:
+        raise ValueError(f"probs must be >= 0 and sum to 1, got sum {law.sum().item():.6g}")
+    expected = law * observed.sum()
+    allowed = expected > 0
+    df = int(allowed.sum()) - 1
+    if (observed[~allowed] > 0).any():
+        return {"statistic": math.inf, "df": df, "p": 0.0}
+    statistic = ((observed - expected)[allowed] ** 2 / expected[allowed]).sum()
+    if df == 0:
+        return {"statistic": 0.0, "df": 0, "p": 1.0}
+    p = torch.special.gammaincc(torch.tensor(df / 2, dtype=torch.float64), statistic / 2)
+    return {"statistic": statistic.item(), "df": df, "p": p.item()}
 
 
 def win_rate(a: torch.Tensor, b: torch.Tensor, level: float = 0.95) -> dict[str, float]:
