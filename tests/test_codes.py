@@ -193,7 +193,7 @@ def test_logistic_baseline_cannot_be_exact_on_an_or_of_ands():
         tt.logistic_baseline(task, steps=0)
 
 
-# ---------------------------------------------------------------- the summary's code levels and motion
+# ------------------------------------------------ the summary's code levels and motion
 
 
 def test_summary_reports_code_levels_and_motion():
