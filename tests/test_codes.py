@@ -6,32 +6,11 @@ comments) and ``tt.planted_network``."""
 
 import pytest
 import torch
+from handbuilt import hand_task
 
 import toyticket as tt
 
 G = 4.0  # readout gain of the hand-built networks
-
-
-def hand_task(n, clauses, groups):
-    """A task with the given clauses [(variables, signs), ...] and output groups."""
-    if all(len(g) == 1 for g in groups):
-        readout, group_size = "clauses", 3
-    elif len(groups) == 1:
-        readout, group_size = "dnf", 3
-    else:
-        readout, group_size = "groups", len(groups[0])
-    config = tt.TaskConfig(
-        n_vars=n,
-        n_clauses=len(clauses),
-        clause_size=len(clauses[0][0]),
-        readout=readout,
-        group_size=group_size,
-    )
-    objects = tuple(
-        tt.Clause(tuple(v), tuple(s), template=sum(1 << i for i, x in enumerate(s) if x < 0))
-        for v, s in clauses
-    )
-    return tt.Task(config=config, clauses=objects, groups=tuple(tuple(g) for g in groups))
 
 
 # Four clauses on disjoint variables, one output each:
