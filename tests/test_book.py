@@ -321,3 +321,45 @@ def test_site_in_browser(request):
     assert widget_pages, "no page with a widget: the chapter 1 seed slider is missing"
     assert all(r.moved == r.widgets for r in widget_pages), summary
     assert list(SCREENSHOTS.glob("*.png")), "no screenshots were kept"
+
+
+def test_ticket_grids_are_chapter_3s_full_run():
+    """params/sweeps/tickets*.yaml precompute chapter 3 at params/full.yaml: their points are
+    exactly the ticket studies that chapter calls with those parameters (same store keys),
+    so a change of either that leaves the other behind fails here, not as a silent
+    recomputation. The calls are rebuilt as book/03_tickets.md builds them."""
+    import dataclasses
+
+    import toyticket as tt
+    from toyticket.sweep import grid_points
+
+    chapters = book.load_chapters()
+    full = book.resolve_parameters(book.load_params_file(book.ROOT / "params/full.yaml"), chapters)
+    chapter = next(c for c in chapters if c.stem == "03_tickets")
+    p = {**book.chapter_parameters(chapter), **full["03_tickets"]}
+    sgd = tt.TrainConfig(steps=p["steps"], lr=p["lr"], optimizer="sgd", momentum=p["momentum"])
+    adam = tt.TrainConfig(steps=p["steps"], lr=p["adam_lr"], optimizer="adam")
+    pruning = tt.PruningConfig(fraction=p["fraction"], rounds=p["rounds"])
+    late = dataclasses.replace(pruning, rewind_step=p["late_rewind_step"])
+    seeds = list(range(p["n_seeds"]))
+    calls = [
+        (h, sgd, pruning, p["methods"] if h == p["main_width"] else ("imp",)) for h in p["widths"]
+    ]
+    calls += [(p["main_width"], adam, pruning, ("imp",)), (p["main_width"], sgd, late, ("imp",))]
+    chapter_keys = {
+        tt.ticket_study.entry(
+            tt.make_task(n_clauses=12, seed=t),
+            tt.ModelConfig(width=h),
+            training,
+            seeds,
+            ladder,
+            methods,
+            tt.ReaderConfig(),
+            sign_reinit=True,
+        ).digest
+        for h, training, ladder, methods in calls
+        for t in p["task_seeds"]
+    }
+    grids = sorted((book.ROOT / "params" / "sweeps").glob("tickets*.yaml"))
+    grid_keys = {point.entry().digest for g in grids for point in grid_points(g)}
+    assert grid_keys == chapter_keys
