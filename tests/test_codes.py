@@ -197,3 +197,14 @@ def test_summary_reports_code_levels_and_motion():
     assert torch.equal(moved["flipped_signs"], torch.ones(3))
     with pytest.raises(ValueError, match="initial"):
         tt.summarize(params, task, initial={**params, "W1": params["W1"][:2]})
+
+
+def test_summary_counts_what_the_hand_built_network_spends_on_its_clauses():
+    """Worked out from three_level_network: c0 has one coding row (3 aligned weights), c1 two
+    partial rows (2 each), c2 one partial row (2) beside an inhibitory row, c3 none; of the
+    five rows that keep a weight, row 4 alone reads out negatively."""
+    summary = tt.summarize(three_level_network(), TASK)
+    assert summary["coding_rows"].item() == pytest.approx((1 + 2 + 1 + 0) / 4)
+    assert summary["coding_weights"].item() == pytest.approx((3 + 2 + 2 + 2) / 4)
+    assert summary["inhibited_clauses"].item() == pytest.approx(1 / 4)
+    assert summary["negative_rows"].item() == pytest.approx(1 / 5)

@@ -89,8 +89,8 @@ def code_levels(
     - non-exclusive flags [S, m]: ``row_code`` (some row code), ``partial`` (some partial
       code), ``carried`` (the serving rows carry c), ``multi_row`` (carried by >= 2 rows),
       ``inhibitory`` (some inhibitory row);
-    - ``serving`` [S, h, m] (the channel's rows), ``channel_size`` [S, m], and ``role``
-      [S, h, m] from ``clause_rows``."""
+    - ``serving`` [S, h, m] (the channel's rows), ``channel_size`` [S, m], and ``role`` and
+      ``agree`` [S, h, m] from ``clause_rows``."""
     rows = clause_rows(params, task, masks, reader.tau, min_partial)
     p = apply_masks(params, masks)
     role = rows["role"]
@@ -122,6 +122,7 @@ def code_levels(
         "serving": serving,
         "channel_size": size,
         "role": role,
+        "agree": rows["agree"],
     }
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from toyticket.codes import CODE_LEVELS, code_levels
+from toyticket.codes import CODE_LEVELS, ROW_ROLES, code_levels
 from toyticket.features import ReaderConfig, channels, supported
 from toyticket.metrics import evaluate, linearization_test, trivial_accuracy, weight_motion
-from toyticket.model import Masks, Params
+from toyticket.model import Masks, Params, apply_masks
 from toyticket.tasks import Task
 from toyticket.validation import check_config, check_ensemble, check_params
 
@@ -44,6 +44,10 @@ SUMMARY_NAMES = (
     "channel_clauses",
     "partial_clauses",
     "uncoded_clauses",
+    "coding_rows",
+    "coding_weights",
+    "inhibited_clauses",
+    "negative_rows",
 )
 # The summary name of each code level: "<name>_clauses".
 LEVEL_NAMES = {
@@ -74,7 +78,12 @@ def summarize(
     of rows that serve two or more clauses (``shared_rows``), the mean selectivity of serving
     rows (``row_selectivity``) and the mean firing rate of aligned rows (``aligned_firing``);
     the fractions of clauses at each code level of ``toyticket.codes`` (``row_code_clauses``,
-    ``channel_clauses``, ``partial_clauses``, ``uncoded_clauses``; they sum to 1). With
+    ``channel_clauses``, ``partial_clauses``, ``uncoded_clauses``; they sum to 1), and what a
+    sparse network spends on its clauses: the mean number of rows that code or partially code
+    a clause (``coding_rows``), the mean number of aligned surviving weights such a row keeps
+    on its clause's variables (``coding_weights``; NaN where no row codes), the fraction of
+    clauses with an inhibitory row (``inhibited_clauses``) and the fraction of rows keeping a
+    weight of W1 that read out negatively to some output (``negative_rows``). With
     ``initial``, the parameters training started from, also the motion of W1 under the mask
     (``weight_change`` = ||W1_T - W1_0|| / ||W1_0||, ``flipped_signs``; see
     ``toyticket.metrics.weight_motion``).
@@ -115,6 +124,15 @@ def summarize(
         "aligned_firing": _masked_mean(ch["firing_rate"], aligned_rows),
         **{f"{LEVEL_NAMES[name]}_clauses": levels[f"fraction_{name}"] for name in CODE_LEVELS},
     }
+    role = levels["role"]
+    coding = (role == ROW_ROLES.index("code")) | (role == ROW_ROLES.index("partial"))
+    aligned_kept = torch.where(coding, levels["agree"].float(), torch.nan)
+    kept_rows = apply_masks(params, masks)["W1"].abs().sum(-1) > 0
+    negative = (params["W2"] < 0).any(1) & kept_rows
+    out["coding_rows"] = coding.sum(1).float().mean(-1)
+    out["coding_weights"] = aligned_kept.flatten(1).nanmean(-1)
+    out["inhibited_clauses"] = levels["inhibitory"].float().mean(-1)
+    out["negative_rows"] = negative.float().sum(-1) / kept_rows.sum(-1)
     if initial is not None:
         mask = masks.get("W1") if masks else None
         motion = weight_motion(initial["W1"], params["W1"], mask)
