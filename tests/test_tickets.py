@@ -268,3 +268,21 @@ def test_one_row_per_clause_bound():
     assert tt.one_row_per_clause_bound(task, 64) == pytest.approx(0.94375)
     with pytest.raises(ValueError, match="width"):
         tt.one_row_per_clause_bound(task, 0)
+
+
+def test_imp_ladder_is_imp_kept_in_the_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOYTICKET_STORE", str(tmp_path / "store"))
+    task = tt.make_task(n_vars=6, n_clauses=4, group_size=2, seed=0)
+    args = (task, tt.ModelConfig(width=6), tt.TrainConfig(steps=40, lr=0.05), [0, 1])
+    pruning = tt.PruningConfig(fraction=0.3, rounds=2)
+    plain = tt.imp(*args, pruning)
+    first, again = tt.imp_ladder(*args, pruning), tt.imp_ladder(*args, pruning)
+    store = tt.get_store()
+    assert store.stats["computed", "imp_ladder"] == 1 and store.stats["hit", "imp_ladder"] == 1
+    for ladder in (first, again):
+        assert ladder.sparsities == plain.sparsities
+        assert all(torch.equal(a["W1"], b["W1"]) for a, b in zip(ladder.masks, plain.masks))
+        for run, ref in zip(ladder.runs, plain.runs, strict=True):
+            assert sorted(run.checkpoints) == sorted(ref.checkpoints)
+            assert all(torch.equal(run.final[n], ref.final[n]) for n in ref.final)
+        assert all(torch.equal(ladder.rewind[n], plain.rewind[n]) for n in plain.rewind)

@@ -78,7 +78,7 @@ from tqdm.auto import tqdm
 from toyticket.experiments import dense_unit, unit_arguments
 from toyticket.features import ReaderConfig
 from toyticket.model import ModelConfig
-from toyticket.store import Entry, Store, StoredFunction, get_store
+from toyticket.store import OFF, STORE_ENV, Entry, Store, StoredFunction, get_store
 from toyticket.summary import SUMMARY_NAMES
 from toyticket.tasks import TaskConfig, build_task
 from toyticket.tickets import PruningConfig, check_methods, ticket_study
@@ -337,12 +337,25 @@ def _tuples(value: Any) -> Any:
 # --------------------------------------------------------------------------- running
 
 
-def run_unit(job: tuple[str, dict[str, Any]]) -> tuple[str, Any]:
+def run_unit(job: tuple[str, dict[str, Any]], *, worker: bool = True) -> tuple[str, Any]:
     """What a worker runs for one point, ``job`` = (study name, the unit's arguments by
-    name): (its environment, the study's unit computed without the store)."""
+    name): (its environment, the study's unit computed without the store). On a ``worker``
+    the store is off for the whole computation, so the stored pieces a unit calls (a ticket
+    study's IMP ladder, ``tickets.imp_ladder``) are not written there either; in this
+    process (``worker=False``) they are, as when a chapter makes the call."""
     study, arguments = job
     unit = STUDIES[study].unit
-    return _environment(unit), unit.fn(**arguments)
+    if not worker:
+        return _environment(unit), unit.fn(**arguments)
+    previous = os.environ.get(STORE_ENV)
+    os.environ[STORE_ENV] = OFF
+    try:
+        return _environment(unit), unit.fn(**arguments)
+    finally:
+        if previous is None:
+            del os.environ[STORE_ENV]
+        else:
+            os.environ[STORE_ENV] = previous
 
 
 def _environment(unit: StoredFunction) -> str:
@@ -412,7 +425,7 @@ def run_sweep(
     bar = tqdm(total=len(todo), disable=not progress, desc=f"{points[0].study} sweep", unit="point")
     if todo and scheduler is None and workers == 0:
         for i, entry, job in todo:
-            finish(i, entry, *run_unit(job))
+            finish(i, entry, *run_unit(job, worker=False))
             bar.update()
     elif todo:
         with _dask_client(scheduler, workers) as client:

@@ -98,6 +98,25 @@ class Ladder:
     def dense(self) -> Run:
         return self.runs[0]
 
+    def to_dict(self) -> dict:
+        """Plain tensors, lists and dicts (what the results store saves); see ``from_dict``."""
+        return {
+            "sparsities": list(self.sparsities),
+            "masks": [dict(m) for m in self.masks],
+            "runs": [run.to_dict() for run in self.runs],
+            "rewind": dict(self.rewind),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Ladder:
+        """The ``Ladder`` that ``to_dict`` described."""
+        return cls(
+            sparsities=tuple(float(s) for s in data["sparsities"]),
+            masks=[dict(m) for m in data["masks"]],
+            runs=[Run.from_dict(r) for r in data["runs"]],
+            rewind=dict(data["rewind"]),
+        )
+
 
 def check_rewind(rewind_step: int, training: TrainConfig) -> int:
     """A rewind point must lie before the end of training: at least one step is retrained."""
@@ -170,6 +189,54 @@ def imp(
         ladder.masks.append(masks)
         ladder.runs.append(run)
     return ladder
+
+
+# The modules whose code determines an IMP ladder (its store version hashes their source).
+LADDER_CODE = (
+    "toyticket.tasks",
+    "toyticket.model",
+    "toyticket.training",
+    "toyticket.engine",
+    "toyticket.pruning",
+    __name__,
+)
+
+
+def _ladder_arguments(arguments: dict) -> dict:
+    """The door of ``imp_ladder``: seeds normalized to a tuple (the same key as a list)."""
+    a = dict(arguments)
+    a["seeds"] = _check_study(a["task"], a["model"], a["training"], a["seeds"], a["pruning"])
+    return a
+
+
+@stored("imp_ladder", code=LADDER_CODE, check=_ladder_arguments)
+def _stored_ladder(
+    task: Task,
+    model: ModelConfig,
+    training: TrainConfig,
+    seeds: Sequence[int],
+    pruning: PruningConfig,
+    *,
+    progress: bool = False,
+) -> dict:
+    return imp(task, model, training, seeds, pruning, progress=progress).to_dict()
+
+
+def imp_ladder(
+    task: Task,
+    model: ModelConfig,
+    training: TrainConfig,
+    seeds: Sequence[int],
+    pruning: PruningConfig = PruningConfig(),
+    *,
+    progress: bool = False,
+) -> Ladder:
+    """``imp`` kept in the results store: the same ``Ladder`` (every level's mask, its
+    retrained run with its initial and final weights), computed once and read back after.
+    Chapters that read weights of tickets (not only their summaries) call this."""
+    return Ladder.from_dict(
+        _stored_ladder(task, model, training, seeds, pruning, progress=progress)
+    )
 
 
 def discover(
@@ -291,7 +358,7 @@ def ticket_study(
     ``progress``: progress bars (off by default: chapters compare their outputs)."""
     if not isinstance(sign_reinit, bool):
         raise TypeError(f"sign_reinit must be True or False, got {sign_reinit!r}")
-    ladder = imp(task, model, training, seeds, pruning, progress=progress)
+    ladder = imp_ladder(task, model, training, seeds, pruning, progress=progress)
     levels = range(1, len(ladder.sparsities))
     fresh_seeds = [s + REINIT_OFFSET for s in seeds]
     fresh = init_params(task.n_vars, task.n_outputs, model, fresh_seeds)
