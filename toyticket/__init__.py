@@ -52,7 +52,21 @@ from toyticket.model import (
     select_lanes,
 )
 from toyticket.planted import planted_network
-from toyticket.pruning import SCORING_METHODS, mask_from_scores, score_weights
+from toyticket.precursors import (
+    NULLS,
+    code_overlap,
+    mask_precursors,
+    near,
+    precursor_profile,
+    sign_reinit_runs,
+)
+from toyticket.pruning import (
+    SCORING_METHODS,
+    mask_from_scores,
+    match_degrees,
+    score_weights,
+    shuffle_rows,
+)
 from toyticket.stats import (
     ALTERNATIVES,
     CI_METHODS,
@@ -97,6 +111,7 @@ __all__ = [
     "CODE_LEVELS",
     "DISCOVERY_METHODS",
     "MATCHING_RULES",
+    "NULLS",
     "ROW_ROLES",
     "SCORING_METHODS",
     "Ladder",
@@ -123,6 +138,7 @@ __all__ = [
     "clopper_pearson",
     "code_levels",
     "code_distance",
+    "code_overlap",
     "concat_lanes",
     "dense_study",
     "crowding",
@@ -168,6 +184,12 @@ __all__ = [
     "imp",
     "imp_ladder",
     "mask_from_scores",
+    "mask_precursors",
+    "match_degrees",
+    "near",
+    "precursor_profile",
+    "shuffle_rows",
+    "sign_reinit_runs",
     "retrain_many",
     "score_weights",
     "task_t_ci",

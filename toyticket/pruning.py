@@ -126,6 +126,38 @@ def mask_from_scores(
     return masks
 
 
+def shuffle_rows(mask_W1: torch.Tensor, seeds: Sequence[int], salt: int = 0) -> torch.Tensor:
+    """The rows of a first-layer mask [S, h, n] permuted at random, lane by lane (seeded):
+    each row's pattern of kept inputs survives, on another row, so every structural statistic
+    of the mask (fan-in per row, fan-out per input, which variables share a row) is kept while
+    its link to the initial weights of particular rows is cut."""
+    mask = _check_lane_mask(mask_W1, seeds)
+    order = _uniform(mask.shape[1:2], seeds, salt).argsort(-1)  # [S, h]
+    return torch.take_along_dim(mask, order[:, :, None], 1)
+
+
+def match_degrees(mask_W1: torch.Tensor, seeds: Sequence[int], salt: int = 0) -> torch.Tensor:
+    """A random first-layer mask [S, h, n] with the same number of kept weights on every row as
+    ``mask_W1`` (its fan-in), the kept inputs of each row drawn uniformly (seeded per lane)."""
+    mask = _check_lane_mask(mask_W1, seeds)
+    rank = _uniform(mask.shape[1:], seeds, salt).argsort(-1).argsort(-1)  # random rank per row
+    return rank < mask.sum(-1, keepdim=True)
+
+
+def _check_lane_mask(mask_W1: object, seeds: Sequence[int]) -> torch.Tensor:
+    check_tensor("mask_W1", mask_W1)
+    if mask_W1.ndim != 3:
+        raise ValueError(
+            f"mask_W1 has shape {tuple(mask_W1.shape)}: allowed [lanes, width, n_vars]"
+        )
+    seeds = check_seeds("seeds", seeds)
+    if len(seeds) != mask_W1.shape[0]:
+        raise ValueError(
+            f"seeds has {len(seeds)} entries: allowed one per lane of mask_W1 ({mask_W1.shape[0]})"
+        )
+    return mask_W1.bool()
+
+
 def _top_k(scores: dict[str, torch.Tensor], group: list[str], sparsity: float) -> Masks:
     S = scores[group[0]].shape[0]
     flat = torch.cat([scores[n].reshape(S, -1).double() for n in group], dim=1)

@@ -50,6 +50,7 @@ Using it: ``cached(kind, key, compute, version)`` for one computation, or the de
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -67,7 +68,7 @@ import stat
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -430,11 +431,32 @@ class Store:
         found, value = self.load(entry)
         if found:
             return value
+        if _COLLECTING:
+            value = compute()
+            _COLLECTING[-1].append((entry, value))
+            return value
         self.ensure_writable()  # before computing: a result that cannot be saved is lost
         value = compute()
         self.stats["computed", kind] += 1
         self.save(entry, value)
         return value
+
+
+_COLLECTING: list[list[tuple[Entry, Any]]] = []
+
+
+@contextlib.contextmanager
+def read_only() -> Iterator[list[tuple[Entry, Any]]]:
+    """Within it, stored functions of this process read the store but never write it: what is
+    missing is computed, returned, and collected in the list this yields as (entry, value)
+    pairs, innermost first, for the process that owns the store to ``save`` (a sweep's
+    workers run so)."""
+    collected: list[tuple[Entry, Any]] = []
+    _COLLECTING.append(collected)
+    try:
+        yield collected
+    finally:
+        _COLLECTING.pop()
 
 
 def entry_id(entry: Entry) -> tuple[str, str]:

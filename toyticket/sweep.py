@@ -53,7 +53,8 @@ With ``--workers`` (a Dask ``LocalCluster`` of single-threaded processes) or ``-
 by hand) the points are computed by Dask distributed workers, which need this package
 installed at the same version and the same number of torch threads (1 by default): a worker
 that differs is an error. Workers do not write the store; they return results and this
-process, the one that owns the store, writes them, so workers need no shared file system.
+process, the one that owns the store, writes them (with the stored pieces computed inside a
+point, such as a ticket study's IMP ladder), so workers need no shared file system.
 Each point is one deterministic computation, so the results are bitwise those of a single
 process. A progress bar counts the points as they finish.
 """
@@ -78,7 +79,7 @@ from tqdm.auto import tqdm
 from toyticket.experiments import dense_unit, unit_arguments
 from toyticket.features import ReaderConfig
 from toyticket.model import ModelConfig
-from toyticket.store import OFF, STORE_ENV, Entry, Store, StoredFunction, get_store
+from toyticket.store import Entry, Store, StoredFunction, get_store, read_only
 from toyticket.summary import SUMMARY_NAMES
 from toyticket.tasks import TaskConfig, build_task
 from toyticket.tickets import PruningConfig, check_methods, ticket_study
@@ -337,25 +338,19 @@ def _tuples(value: Any) -> Any:
 # --------------------------------------------------------------------------- running
 
 
-def run_unit(job: tuple[str, dict[str, Any]], *, worker: bool = True) -> tuple[str, Any]:
+def run_unit(
+    job: tuple[str, dict[str, Any]],
+) -> tuple[str, Any, list[tuple[Entry, Any]]]:
     """What a worker runs for one point, ``job`` = (study name, the unit's arguments by
-    name): (its environment, the study's unit computed without the store). On a ``worker``
-    the store is off for the whole computation, so the stored pieces a unit calls (a ticket
-    study's IMP ladder, ``tickets.imp_ladder``) are not written there either; in this
-    process (``worker=False``) they are, as when a chapter makes the call."""
+    name): (its environment, the study's unit computed without writing the store, and the
+    stored pieces it computed on the way, as (entry, value) pairs: a ticket study's IMP
+    ladder, ``tickets.imp_ladder``). Pieces already stored are read where the worker sees the
+    store; the process that owns it saves the rest."""
     study, arguments = job
     unit = STUDIES[study].unit
-    if not worker:
-        return _environment(unit), unit.fn(**arguments)
-    previous = os.environ.get(STORE_ENV)
-    os.environ[STORE_ENV] = OFF
-    try:
-        return _environment(unit), unit.fn(**arguments)
-    finally:
-        if previous is None:
-            del os.environ[STORE_ENV]
-        else:
-            os.environ[STORE_ENV] = previous
+    with read_only() as pieces:
+        value = unit.fn(**arguments)
+    return _environment(unit), value, pieces
 
 
 def _environment(unit: StoredFunction) -> str:
@@ -411,13 +406,18 @@ def run_sweep(
         store.ensure_writable()  # before computing: a result that cannot be saved is lost
     here = _environment(study.unit)
 
-    def finish(i: int, entry: Entry, there: str, value: Any) -> None:
+    def finish(
+        i: int, entry: Entry, there: str, value: Any, pieces: list[tuple[Entry, Any]]
+    ) -> None:
         if there != here:
             raise RuntimeError(
                 f"a worker computes with {there}, this process with {here}: install the same "
                 "toyticket version on the workers and give them as many threads "
                 "(OMP_NUM_THREADS)"
             )
+        for piece, piece_value in pieces:
+            store.stats["computed", piece.kind] += 1
+            store.save(piece, piece_value)
         store.stats["computed", entry.kind] += 1
         store.save(entry, value)
         results[i] = SweepResult(points[i], value, "computed")
@@ -425,7 +425,7 @@ def run_sweep(
     bar = tqdm(total=len(todo), disable=not progress, desc=f"{points[0].study} sweep", unit="point")
     if todo and scheduler is None and workers == 0:
         for i, entry, job in todo:
-            finish(i, entry, *run_unit(job, worker=False))
+            finish(i, entry, *run_unit(job))
             bar.update()
     elif todo:
         with _dask_client(scheduler, workers) as client:
@@ -437,7 +437,7 @@ def run_sweep(
 def _run_on_dask(
     client: Any,
     todo: list[tuple[int, Entry, tuple[str, dict[str, Any]]]],
-    finish: Callable[[int, Entry, str, Any], None],
+    finish: Callable[[int, Entry, str, Any, list[tuple[Entry, Any]]], None],
     bar: Any,
 ) -> None:
     """Submit every missing point and save each result as soon as it arrives."""
@@ -447,9 +447,9 @@ def _run_on_dask(
     for i, entry, job in todo:
         future = client.submit(run_unit, job, key=f"{entry.kind}-{entry.digest}-{i}")
         futures[future] = (i, entry)
-    for future, (there, value) in as_completed(futures, with_results=True):
+    for future, (there, value, pieces) in as_completed(futures, with_results=True):
         i, entry = futures[future]
-        finish(i, entry, there, value)
+        finish(i, entry, there, value, pieces)
         bar.update()
 
 
