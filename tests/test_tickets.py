@@ -281,7 +281,8 @@ def test_imp_ladder_is_imp_kept_in_the_store(tmp_path, monkeypatch):
     assert store.stats["computed", "imp_ladder"] == 1 and store.stats["hit", "imp_ladder"] == 1
     for ladder in (first, again):
         assert ladder.sparsities == plain.sparsities
-        assert all(torch.equal(a["W1"], b["W1"]) for a, b in zip(ladder.masks, plain.masks, strict=True))
+        pairs = zip(ladder.masks, plain.masks, strict=True)
+        assert all(torch.equal(a["W1"], b["W1"]) for a, b in pairs)
         for run, ref in zip(ladder.runs, plain.runs, strict=True):
             assert sorted(run.checkpoints) == sorted(ref.checkpoints)
             assert all(torch.equal(run.final[n], ref.final[n]) for n in ref.final)
