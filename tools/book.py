@@ -426,7 +426,7 @@ def chapter_checks() -> dict:
         every = range(0, p["steps"] + 1, p["checkpoint_every"])
         dataclasses.replace(training, checkpoints=tuple(every))
 
-    def training_03(p):  # book/03_tickets.md trains with SGD
+    def training_03(p):  # book/03_tickets.md and 04_precursors.md train with SGD
         tt.TrainConfig(steps=p["steps"], lr=p["lr"], optimizer="sgd", momentum=p["momentum"])
 
     def late_rewinding_03(p):
@@ -503,6 +503,24 @@ def chapter_checks() -> dict:
             (("late_rewind_step", "steps", "lr", "fraction", "rounds"), late_rewinding_03),
             (("tolerance",), lambda p: check_tolerance("tolerance", p["tolerance"])),
             (("methods",), lambda p: check_methods("methods", p["methods"])),
+        ],
+        "04_precursors": [
+            seeds,
+            (("task_seeds",), lambda p: check_seeds("task_seeds", p["task_seeds"])),
+            (("steps", "lr", "momentum"), training_03),
+            (("adam_lr",), lambda p: tt.TrainConfig(lr=p["adam_lr"], optimizer="adam")),
+            (("fraction", "rounds"), lambda p: tt.PruningConfig(p["fraction"], p["rounds"])),
+            (
+                ("widths",),
+                lambda p: each("widths", p["widths"], lambda h: tt.ModelConfig(width=h)),
+            ),
+            (("main_width",), lambda p: tt.ModelConfig(width=p["main_width"])),
+            (("tolerance",), lambda p: check_tolerance("tolerance", p["tolerance"])),
+            (("n_bins",), lambda p: check_int("n_bins", p["n_bins"], 1, 100)),
+            (
+                ("explorer_networks",),
+                lambda p: check_int("explorer_networks", p["explorer_networks"], 1, 16),
+            ),
         ],
         "appendix_speed": [(("results",), benchmark_file)],
         "appendix_reproducibility": [

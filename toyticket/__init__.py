@@ -55,6 +55,7 @@ from toyticket.planted import planted_network
 from toyticket.precursors import (
     NULLS,
     code_overlap,
+    final_codes,
     mask_precursors,
     near,
     precursor_profile,
@@ -145,6 +146,7 @@ __all__ = [
     "crowding_law",
     "describe_clauses",
     "evaluate",
+    "final_codes",
     "forward",
     "format_ci",
     "format_table",

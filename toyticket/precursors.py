@@ -56,6 +56,16 @@ def live_rows(params: Params, task: Task, masks: Masks | None = None) -> torch.T
     return row_activity(params, task, masks)["firing_rate"] > 0
 
 
+def final_codes(
+    params: Params, task: Task, masks: Masks | None = None, reader: ReaderConfig = ReaderConfig()
+) -> torch.Tensor:
+    """Bool [S, h, m]: the row codes of a trained (masked) network on live rows; the unit of
+    ``precursor_profile``."""
+    check_ensemble(params, task, masks)
+    p = apply_masks(params, masks)
+    return aligned(p, task, reader.tau) & live_rows(p, task)[:, :, None]
+
+
 def literal_incidence(task: Task) -> torch.Tensor:
     """Bool [m, n]: clause c has a literal on variable v."""
     check_task("task", task)
