@@ -136,6 +136,22 @@ def shuffle_rows(mask_W1: torch.Tensor, seeds: Sequence[int], salt: int = 0) -> 
     return torch.take_along_dim(mask, order[:, :, None], 1)
 
 
+def shuffle_within(
+    mask_W1: torch.Tensor, axis: str, seeds: Sequence[int], salt: int = 0
+) -> torch.Tensor:
+    """The sanity check of a mask (Frankle et al. 2021; Su et al. 2020), adapted to one pruned
+    layer, where a layer-wise shuffle would be just a random mask: the kept entries of every
+    row (``axis="rows"``: each row keeps its fan-in) or of every column (``"columns"``: each
+    input keeps its fan-out) moved to random positions of that row or column, seeded per
+    lane. A method that uses per-weight information beats its own shuffles."""
+    check_choice("axis", axis, ("rows", "columns"))
+    mask = _check_lane_mask(mask_W1, seeds)
+    view = mask if axis == "rows" else mask.transpose(1, 2)
+    order = _uniform(view.shape[1:], seeds, salt).argsort(-1)
+    shuffled = torch.take_along_dim(view, order, -1)
+    return shuffled if axis == "rows" else shuffled.transpose(1, 2).contiguous()
+
+
 def match_degrees(mask_W1: torch.Tensor, seeds: Sequence[int], salt: int = 0) -> torch.Tensor:
     """A random first-layer mask [S, h, n] with the same number of kept weights on every row as
     ``mask_W1`` (its fan-in), the kept inputs of each row drawn uniformly (seeded per lane)."""

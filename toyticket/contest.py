@@ -1,0 +1,194 @@
+"""The contest of claim C6: weight-based ticket discovery against feature-space probes.
+
+Every method picks a mask of W1 at the same sparsities (the levels of an IMP ladder rewound to
+theta_0), and every mask is retrained identically: from theta_0, with the dense budget, in one
+batched computation (``toyticket.tickets.retrain_many``). The IMP row is the ladder's own
+tickets. Each method's mask can also be retrained after its sanity shuffles
+(``toyticket.pruning.shuffle_within``): a method that uses per-weight information must beat
+them.
+
+``METHODS`` says what each method reads and how many training steps it needs before its mask
+is fixed (the information table of the chapter).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from toyticket.features import ReaderConfig
+from toyticket.model import Masks, ModelConfig, Params
+from toyticket.probes import (
+    Clauses,
+    clauses_from_weights,
+    distance_probe,
+    motion_probe,
+    oracle_probe,
+    random_row_probe,
+)
+from toyticket.pruning import match_degrees, shuffle_within
+from toyticket.store import stored
+from toyticket.summary import summarize
+from toyticket.tasks import Task
+from toyticket.tickets import (
+    TICKET_CODE,
+    Ladder,
+    PruningConfig,
+    _check_study,
+    discover,
+    imp_ladder,
+    retrain_many,
+)
+from toyticket.training import TrainConfig, train
+from toyticket.validation import check_bool, check_choices, check_config, check_int
+
+
+@dataclass(frozen=True)
+class Method:
+    """What a discovery method reads (theta_0, an early theta_t, the dense end theta_T, the
+    data, the clauses) and its cost: dense-training steps spent before its mask is fixed, as
+    a multiple of the budget T (``steps_T``) plus a number of steps (``steps_t``: the early
+    checkpoint t)."""
+
+    reads: str
+    steps_T: float
+    steps_t: int = 0
+
+
+METHODS: dict[str, Method] = {
+    "imp": Method("theta_0, theta_T of every round, data", 1.0),  # times the rounds
+    "oneshot": Method("theta_T, data", 1.0),
+    "magnitude_init": Method("theta_0", 0.0),
+    "snip": Method("theta_0, data (one gradient)", 0.0),
+    "grasp": Method("theta_0, data (one Hessian-gradient product)", 0.0),
+    "synflow": Method("theta_0 (no data)", 0.0),
+    "random": Method("nothing", 0.0),
+    "degree_matched": Method("the IMP mask's row degrees", 1.0),
+    "distance": Method("theta_0, clauses", 0.0),
+    "motion": Method("theta_0, theta_t, clauses", 0.0, 1),
+    "blind_dense": Method("theta_0, theta_T (clauses read off it)", 1.0),
+    "blind_motion": Method("theta_0, theta_t (clauses read off the motion)", 0.0, 1),
+    "random_row": Method("clauses", 0.0),
+    "oracle": Method("theta_T, clauses (the dense network's codes)", 1.0),
+}
+SHUFFLES = ("rows", "columns")
+CONTEST_CODE = (*TICKET_CODE, "toyticket.probes", __name__)
+
+
+def contest_mask(
+    method: str,
+    task: Task,
+    level: int,
+    ladder: Ladder,
+    pruning: PruningConfig,
+    seeds: Sequence[int],
+    early: Params,
+) -> Masks:
+    """The mask of ``method`` at the ladder's level ``level`` (its sparsity). ``early``: the
+    dense network's weights after ``motion_step`` steps (for the motion probes)."""
+    sparsity = ladder.sparsities[level]
+    theta0, final = ladder.rewind, ladder.dense.final
+    lanes = len(seeds)
+    if method in ("imp", "oneshot", "magnitude_init", "snip", "grasp", "synflow", "random"):
+        return discover(method, task, sparsity, pruning, seeds, ladder=ladder)
+    if method == "degree_matched":
+        return {"W1": match_degrees(ladder.masks[level]["W1"], seeds, salt=11)}
+    clauses = Clauses.of_task(task, lanes)
+    if method == "distance":
+        return distance_probe(theta0, clauses, sparsity)
+    if method == "motion":
+        return motion_probe(theta0, early, clauses, sparsity)
+    if method == "random_row":
+        return random_row_probe(clauses, theta0["W1"].shape[1], task.n_vars, sparsity, seeds)
+    if method == "oracle":
+        return oracle_probe(final, clauses, sparsity)
+    k = task.clause_size  # the size of a clause, not which clauses: the blind probes' prior
+    if method == "blind_dense":
+        return distance_probe(theta0, clauses_from_weights(final["W1"], final["W2"], k), sparsity)
+    if method == "blind_motion":
+        motion = clauses_from_weights(early["W1"] - theta0["W1"], early["W2"], k)
+        return distance_probe(theta0, motion, sparsity)
+    raise ValueError(f"method={method!r}: allowed one of {', '.join(METHODS)}")
+
+
+def _contest_arguments(arguments: dict) -> dict:
+    a = dict(arguments)
+    a["seeds"] = _check_study(a["task"], a["model"], a["training"], a["seeds"], a["pruning"])
+    if a["pruning"].rewind_step:
+        raise ValueError(
+            f"pruning.rewind_step={a['pruning'].rewind_step}: allowed 0 (every mask of the "
+            "contest is retrained from theta_0)"
+        )
+    a["methods"] = check_choices("methods", a["methods"], tuple(METHODS))
+    rounds = a["pruning"].rounds
+    levels = tuple(range(1, rounds + 1)) if a["levels"] is None else a["levels"]
+    if isinstance(levels, str | int) or not levels:
+        raise ValueError(f"levels={levels!r}: allowed a non-empty list of ladder levels")
+    a["levels"] = tuple(check_int("levels entry", lv, 1, rounds) for lv in levels)
+    check_int("motion_step", a["motion_step"], 1, a["training"].steps - 1)
+    check_bool("shuffles", a["shuffles"])
+    check_config("reader", a["reader"], ReaderConfig)
+    return a
+
+
+@stored("contest_study", code=CONTEST_CODE, check=_contest_arguments)
+def contest_study(
+    task: Task,
+    model: ModelConfig,
+    training: TrainConfig,
+    seeds: Sequence[int],
+    pruning: PruningConfig = PruningConfig(),
+    methods: Sequence[str] = tuple(METHODS),
+    levels: Sequence[int] | None = None,
+    motion_step: int = 50,
+    shuffles: bool = True,
+    reader: ReaderConfig = ReaderConfig(),
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Every method's mask at the given ladder ``levels`` (default: all), retrained from
+    theta_0 like an IMP ticket; with ``shuffles`` also every method's mask shuffled within rows
+    and within columns. Returns {row: {summary name: [levels, S]}} with rows named by method
+    and "<method>/rows", "<method>/columns" for the shuffles, plus "dense" (level 0 repeated) and
+    "sparsity" ({"sparsity": [levels]}). Summaries are ``toyticket.summary.summarize``'s, plus
+    ``recovery_given_support``: row codes among the clauses the mask supports. Results are kept
+    in the results store."""
+    ladder = imp_ladder(task, model, training, seeds, pruning)
+    short = dataclasses.replace(training, steps=motion_step, checkpoints=())
+    early = train(task, model, short, seeds).final  # the dense run's first motion_step steps
+    jobs: list[tuple[str, Masks]] = []
+    for level in levels:
+        for i, method in enumerate(methods):
+            mask = contest_mask(method, task, level, ladder, pruning, seeds, early)
+            if method != "imp":
+                jobs.append((method, mask))
+            if shuffles:
+                for j, axis in enumerate(SHUFFLES):
+                    salt = 100 * i + j + 1
+                    shuffled = shuffle_within(mask["W1"], axis, seeds, salt=salt)
+                    jobs.append((f"{method}/{axis}", {"W1": shuffled}))
+    runs = retrain_many(
+        task, model, training, [m for _, m in jobs], [ladder.rewind] * len(jobs), seeds
+    )
+
+    def summary(final: Params, masks: Masks | None, initial: Params) -> dict[str, torch.Tensor]:
+        out = summarize(final, task, reader, masks, initial=initial)
+        out["recovery_given_support"] = out["row_code_clauses"] / out["supported_clauses"]
+        return out
+
+    rows: dict[str, list[dict[str, torch.Tensor]]] = {}
+    dense = summary(ladder.dense.final, None, ladder.rewind)
+    for level in levels:
+        rows.setdefault("dense", []).append(dense)
+        if "imp" in methods:
+            run = ladder.runs[level]
+            rows.setdefault("imp", []).append(summary(run.final, ladder.masks[level], run.init))
+    for (name, mask), run in zip(jobs, runs, strict=True):
+        rows.setdefault(name, []).append(summary(run.final, mask, run.init))
+    out = {
+        row: {k: torch.stack([entry[k] for entry in entries]) for k in entries[0]}
+        for row, entries in rows.items()
+    }
+    out["sparsity"] = {"sparsity": torch.tensor([ladder.sparsities[lv] for lv in levels])}
+    return out
