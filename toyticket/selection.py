@@ -276,7 +276,8 @@ def logistic_fit(
     deviance = math.inf
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):
+    for iteration in range(1, max_iter + 1):
+        it = iteration
         eta = X @ beta
         mu = torch.sigmoid(eta)
         w = (mu * (1 - mu)).clamp_min(1e-12)
@@ -315,7 +316,11 @@ def logistic_fit(
         meat = scores.T @ scores * (G / (G - 1))
         robust = cov @ meat @ cov
         se_c = robust.diagonal().clamp_min(0).sqrt()
-        out |= {"se_cluster": se_c, "z_cluster": beta / se_c, "p_cluster": _two_sided_p(beta / se_c)}
+        out |= {
+            "se_cluster": se_c,
+            "z_cluster": beta / se_c,
+            "p_cluster": _two_sided_p(beta / se_c),
+        }
     return out
 
 
@@ -436,7 +441,9 @@ def _check_grid(marked: object, allowed: object) -> tuple[torch.Tensor, torch.Te
     return marked, allowed
 
 
-def crowding_gap(rejected: torch.Tensor, proximal: torch.Tensor, crowd: torch.Tensor) -> torch.Tensor:
+def crowding_gap(
+    rejected: torch.Tensor, proximal: torch.Tensor, crowd: torch.Tensor
+) -> torch.Tensor:
     """The association statistic of the nulls: mean crowding of rejected minus mean crowding of
     converged locations among the ``proximal`` ones (bool [..., h, m], rejected inside
     proximal; ``crowd`` [h, m] or broadcastable). NaN where a group is empty."""
@@ -575,14 +582,19 @@ def intervention_study(
                 p["W1"][0, r] = crowding_edit(
                     init["W1"][s, r], task, c, arm, reader.delta, seed=seeds[s] * 1000 + k
                 )
-                edited_crowd[s, k] = int(
-                    (code_distance(p["W1"][0, r][None], task, reader.tau) <= reader.delta).sum()
-                ) - 1
+                edited_crowd[s, k] = (
+                    int(
+                        (code_distance(p["W1"][0, r][None], task, reader.tau) <= reader.delta).sum()
+                    )
+                    - 1
+                )
                 lanes.append(p)
                 lane_seeds.append(seeds[s])
         out[f"crowding_{arm}"] = edited_crowd
     stacked = {name: torch.cat([p[name] for p in lanes]) for name in init}
-    run = train(task, model, dataclasses.replace(training, checkpoints=()), lane_seeds, init=stacked)
+    run = train(
+        task, model, dataclasses.replace(training, checkpoints=()), lane_seeds, init=stacked
+    )
     status = code_status(run.final, task, reader).view(len(EDIT_ARMS), S, K, h, task.n_clauses)
     idx_s = torch.arange(S)[:, None].expand(S, K)
     for a, arm in enumerate(EDIT_ARMS):
