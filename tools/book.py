@@ -433,6 +433,20 @@ def chapter_checks() -> dict:
         late = tt.PruningConfig(p["fraction"], p["rounds"], rewind_step=p["late_rewind_step"])
         check_rewind(late.rewind_step, tt.TrainConfig(steps=p["steps"], lr=p["lr"]))
 
+    def training_05(p):  # book/05_selection.md: SGD with checkpoints; early and probe steps
+        training = tt.TrainConfig(
+            steps=p["steps"],
+            lr=p["lr"],
+            optimizer="sgd",
+            momentum=p["momentum"],
+            checkpoints=tuple(p["checkpoints"]),
+        )
+        for name in ("early_step", "probe_step"):
+            if p[name] not in training.checkpoint_steps:
+                raise ValueError(
+                    f"{name}={p[name]} is not a checkpoint: allowed {training.checkpoint_steps}"
+                )
+
     def benchmark_file(p):  # book/appendix_speed.md reads this file
         path = p["results"]
         if not isinstance(path, str) or not (ROOT / path).is_file():
@@ -521,6 +535,22 @@ def chapter_checks() -> dict:
                 ("explorer_networks",),
                 lambda p: check_int("explorer_networks", p["explorer_networks"], 1, 16),
             ),
+        ],
+        "05_selection": [
+            seeds,
+            (("task_seeds",), lambda p: check_seeds("task_seeds", p["task_seeds"])),
+            (("width",), lambda p: tt.ModelConfig(width=p["width"])),
+            (
+                ("check_widths",),
+                lambda p: [tt.ModelConfig(width=h) for h in p["check_widths"]],
+            ),
+            (("steps", "lr", "momentum", "checkpoints", "early_step", "probe_step"), training_05),
+            (("adam_lr",), lambda p: tt.TrainConfig(lr=p["adam_lr"], optimizer="adam")),
+            (
+                ("n_targets", "width"),
+                lambda p: check_int("n_targets", p["n_targets"], 1, p["width"]),
+            ),
+            (("n_null",), lambda p: check_int("n_null", p["n_null"], 1, 100_000)),
         ],
         "appendix_speed": [(("results",), benchmark_file)],
         "appendix_reproducibility": [
