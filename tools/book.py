@@ -409,8 +409,9 @@ def chapter_checks() -> dict:
     import dataclasses
 
     tt = _toyticket()
+    from toyticket.contest import METHODS
     from toyticket.tickets import check_methods, check_rewind, check_tolerance
-    from toyticket.validation import check_bool, check_int, check_seeds
+    from toyticket.validation import check_bool, check_choices, check_int, check_seeds
 
     def each(name, values, build):
         if not values:
@@ -446,6 +447,14 @@ def chapter_checks() -> dict:
                 raise ValueError(
                     f"{name}={p[name]} is not a checkpoint: allowed {training.checkpoint_steps}"
                 )
+
+    def contest_levels_07(p):  # book/07_probes.md contests these levels of the ladder
+        pruning = tt.PruningConfig(p["fraction"], p["rounds"])
+        each(
+            "levels",
+            p["levels"],
+            lambda lv: check_int("levels entry", lv, 1, pruning.rounds),
+        )
 
     def benchmark_file(p):  # book/appendix_speed.md reads this file
         path = p["results"]
@@ -551,6 +560,29 @@ def chapter_checks() -> dict:
                 lambda p: check_int("n_targets", p["n_targets"], 1, p["width"]),
             ),
             (("n_null",), lambda p: check_int("n_null", p["n_null"], 1, 100_000)),
+        ],
+        "07_probes": [
+            seeds,
+            (("task_seeds",), lambda p: check_seeds("task_seeds", p["task_seeds"])),
+            (
+                ("tuning_task_seeds",),
+                lambda p: check_seeds("tuning_task_seeds", p["tuning_task_seeds"]),
+            ),
+            (("width",), lambda p: tt.ModelConfig(width=p["width"])),
+            (("steps", "lr", "momentum"), training_03),
+            (("fraction", "rounds", "levels"), contest_levels_07),
+            (
+                ("motion_steps", "steps"),
+                lambda p: each(
+                    "motion_steps",
+                    p["motion_steps"],
+                    lambda t: check_int("motion_steps entry", t, 1, p["steps"] - 1),
+                ),
+            ),
+            (
+                ("shuffled_methods",),
+                lambda p: check_choices("shuffled_methods", p["shuffled_methods"], METHODS),
+            ),
         ],
         "appendix_speed": [(("results",), benchmark_file)],
         "appendix_reproducibility": [
