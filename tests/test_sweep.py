@@ -274,3 +274,40 @@ def test_every_study_is_one_row_of_the_table():
         points = tt.grid_points({"study": name, "seeds": 2})
         assert points[0].entry().kind == study.unit.kind
         assert set(study.top_level) == {"study", *study.values, *study.sections}
+
+
+CONTEST = {
+    "study": "contest",
+    "seeds": 2,
+    "methods": ["imp", "random", "distance", "motion"],
+    "levels": [2],
+    "motion_step": 5,
+    "shuffles": False,
+    "task": {"seed": [0, 1], "n_vars": 6, "n_clauses": 6, "group_size": 2},
+    "model": {"width": 8},
+    "training": {"steps": 40, "lr": 0.5, "optimizer": "sgd"},
+    "pruning": {"fraction": 0.4, "rounds": 2},
+}
+
+
+def test_a_contest_sweep_is_the_chapters_call_and_bitwise_on_two_workers(store):
+    from toyticket.contest import contest_study
+
+    points = tt.grid_points(CONTEST)
+    model, training = tt.ModelConfig(width=8), tt.TrainConfig(steps=40, lr=0.5, optimizer="sgd")
+    pruning = tt.PruningConfig(fraction=0.4, rounds=2)
+    methods = ("imp", "random", "distance", "motion")
+    for point, seed in zip(points, (0, 1), strict=True):
+        call = contest_study.entry(
+            _chapter_task(seed), model, training, [0, 1], pruning, methods, [2], 5, False
+        )
+        assert point.entry() == call
+    local = tt.run_sweep(CONTEST)
+    assert [r.source for r in local] == ["computed"] * 2
+    store.root.rename(store.root.with_name("first"))
+    on_workers = tt.run_sweep(CONTEST, workers=2)
+    assert [r.source for r in on_workers] == ["computed"] * 2
+    for a, b in zip(local, on_workers, strict=True):
+        assert _studies_equal(a.result, b.result)
+    kinds = sorted({p.parent.name for p in store.root.rglob("*.pt")})
+    assert kinds == ["contest_study", "imp_ladder"]  # the ladders inside, written here

@@ -11,7 +11,7 @@ or from Python: ``toyticket.run_sweep(grid)``, with ``grid`` a mapping or a YAML
 
 A grid names its study, fixed top-level values, and sections of config fields::
 
-    study: dense            # the study to run: dense or tickets (STUDIES)
+    study: dense            # the study to run: dense, tickets or contest (STUDIES)
     seeds: 16               # network seeds: a count n (seeds 0..n-1) or a list of seeds
     device: cpu
     task:                   # TaskConfig fields; a list is an axis of the grid
@@ -29,6 +29,12 @@ The studies (``STUDIES``: name -> ``Study``, one unit of work per point):
 - ``dense``: one ``experiments.dense_unit`` per point, one batched training of all the seeds on
   one task and its summaries ({name: [seeds]}). Top level: ``seeds`` (default 8), ``device``
   (default "cpu"); sections ``task``, ``model``, ``training``, ``reader``.
+- ``contest``: one ``contest.contest_study`` per point (every discovery method and probe at the
+  ladder's levels, retrained identically), the call ``contest_study(build_task(task), model,
+  training, seeds, pruning, methods, levels, motion_step, shuffles, reader)``. Top level:
+  ``seeds`` (default 8), ``methods`` (default all of ``contest.METHODS``), ``levels`` (default
+  null: every level), ``motion_step`` (default 50), ``shuffles`` (default true); sections as
+  for ``tickets``.
 - ``tickets``: one ``tickets.ticket_study`` per point, the call
   ``ticket_study(build_task(task), model, training, seeds, pruning, methods, reader,
   sign_reinit=sign_reinit)`` ({row: {name: [levels, seeds]}}). Top level: ``seeds`` (default
@@ -76,6 +82,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from toyticket.contest import METHODS as CONTEST_METHODS
+from toyticket.contest import contest_study
 from toyticket.experiments import dense_unit, unit_arguments
 from toyticket.features import ReaderConfig
 from toyticket.model import ModelConfig
@@ -171,6 +179,42 @@ def _sparsest_level(study: dict[str, dict[str, torch.Tensor]]) -> dict[str, dict
     }
 
 
+def _contest_call(
+    task: TaskConfig,
+    model: ModelConfig,
+    training: TrainConfig,
+    pruning: PruningConfig,
+    reader: ReaderConfig,
+    seeds: tuple[int, ...],
+    methods: tuple[str, ...],
+    levels: tuple[int, ...] | None,
+    motion_step: int,
+    shuffles: bool,
+) -> dict[str, Any]:
+    """A contest point: the call ``contest_study(build_task(task), model, ...)`` of a chapter."""
+    return contest_study.arguments(
+        build_task(task),
+        model,
+        training,
+        seeds,
+        pruning,
+        methods,
+        levels,
+        motion_step,
+        shuffles,
+        reader,
+    )
+
+
+def _check_levels(name: str, levels: Any) -> tuple[int, ...] | None:
+    """Ladder levels of a contest: null (all) or a list of levels (checked by the study)."""
+    if levels is None:
+        return None
+    if isinstance(levels, str) or not isinstance(levels, Sequence):
+        raise wrong_type(name, levels, "null or a list of ladder levels")
+    return tuple(levels)
+
+
 STUDIES: dict[str, Study] = {
     "dense": Study(
         unit=dense_unit,
@@ -199,6 +243,25 @@ STUDIES: dict[str, Study] = {
             "sign_reinit": (False, check_bool),
         },
         call=_tickets_call,
+        rows=_sparsest_level,
+    ),
+    "contest": Study(
+        unit=contest_study,
+        sections={
+            "task": TaskConfig,
+            "model": ModelConfig,
+            "training": TrainConfig,
+            "pruning": PruningConfig,
+            "reader": ReaderConfig,
+        },
+        values={
+            "seeds": (8, check_grid_seeds),
+            "methods": (list(CONTEST_METHODS), lambda n, v: check_choices(n, v, CONTEST_METHODS)),
+            "levels": (None, _check_levels),
+            "motion_step": (50, lambda n, v: check_int(n, v, 1)),
+            "shuffles": (True, check_bool),
+        },
+        call=_contest_call,
         rows=_sparsest_level,
     ),
 }
