@@ -269,7 +269,7 @@ def test_ticket_command_line_lists_what_is_stored(store, tmp_path, capsys):
 
 
 def test_every_study_is_one_row_of_the_table():
-    assert set(sweep_module.STUDIES) == {"dense", "tickets"}
+    assert set(sweep_module.STUDIES) == {"dense", "tickets", "contest"}
     for name, study in sweep_module.STUDIES.items():
         points = tt.grid_points({"study": name, "seeds": 2})
         assert points[0].entry().kind == study.unit.kind

@@ -297,7 +297,7 @@ CASES = [
         lambda: tt.grid_points({**GRID, "study": "probes"}),
         ValueError,
         "study",
-        "('dense', 'tickets')",
+        "('dense', 'tickets', 'contest')",
     ),
     (
         "grid axis",
