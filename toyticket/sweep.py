@@ -215,6 +215,15 @@ def _check_levels(name: str, levels: Any) -> tuple[int, ...] | None:
     return tuple(levels)
 
 
+# the grid sections of the studies that prune (tickets, contest)
+PRUNED_SECTIONS = {
+    "task": TaskConfig,
+    "model": ModelConfig,
+    "training": TrainConfig,
+    "pruning": PruningConfig,
+    "reader": ReaderConfig,
+}
+
 STUDIES: dict[str, Study] = {
     "dense": Study(
         unit=dense_unit,
@@ -230,13 +239,7 @@ STUDIES: dict[str, Study] = {
     ),
     "tickets": Study(
         unit=ticket_study,
-        sections={
-            "task": TaskConfig,
-            "model": ModelConfig,
-            "training": TrainConfig,
-            "pruning": PruningConfig,
-            "reader": ReaderConfig,
-        },
+        sections=PRUNED_SECTIONS,
         values={
             "seeds": (8, check_grid_seeds),
             "methods": (["imp"], check_methods),
@@ -247,13 +250,7 @@ STUDIES: dict[str, Study] = {
     ),
     "contest": Study(
         unit=contest_study,
-        sections={
-            "task": TaskConfig,
-            "model": ModelConfig,
-            "training": TrainConfig,
-            "pruning": PruningConfig,
-            "reader": ReaderConfig,
-        },
+        sections=PRUNED_SECTIONS,
         values={
             "seeds": (8, check_grid_seeds),
             "methods": (list(CONTEST_METHODS), lambda n, v: check_choices(n, v, CONTEST_METHODS)),
