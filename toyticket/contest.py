@@ -114,6 +114,21 @@ def contest_mask(
     raise ValueError(f"method={method!r}: allowed one of {', '.join(METHODS)}")
 
 
+def contest_inputs(
+    task: Task,
+    model: ModelConfig,
+    training: TrainConfig,
+    seeds: Sequence[int],
+    pruning: PruningConfig,
+    motion_step: int,
+) -> tuple[Ladder, Params]:
+    """What the masks of a contest are cut from: the IMP ladder (from the results store) and
+    the dense networks after ``motion_step`` steps (the first steps of the same dense run)."""
+    ladder = imp_ladder(task, model, training, seeds, pruning)
+    short = dataclasses.replace(training, steps=motion_step, checkpoints=())
+    return ladder, train(task, model, short, seeds).final
+
+
 def _contest_arguments(arguments: dict) -> dict:
     a = dict(arguments)
     a["seeds"] = _check_study(a["task"], a["model"], a["training"], a["seeds"], a["pruning"])
@@ -154,9 +169,7 @@ def contest_study(
     "sparsity" ({"sparsity": [levels]}). Summaries are ``toyticket.summary.summarize``'s, plus
     ``recovery_given_support``: row codes among the clauses the mask supports. Results are kept
     in the results store."""
-    ladder = imp_ladder(task, model, training, seeds, pruning)
-    short = dataclasses.replace(training, steps=motion_step, checkpoints=())
-    early = train(task, model, short, seeds).final  # the dense run's first motion_step steps
+    ladder, early = contest_inputs(task, model, training, seeds, pruning, motion_step)
     jobs: list[tuple[str, Masks]] = []
     for level in levels:
         for i, method in enumerate(methods):

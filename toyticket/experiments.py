@@ -63,6 +63,19 @@ def unit_arguments(
     return task, model, final_only, seeds, reader, device
 
 
+def training_arguments(arguments: dict) -> dict:
+    """The door of a stored computation of one training setting, called with its arguments by
+    name: ``task`` (a drawn ``Task``), ``model``, ``training`` and ``seeds`` are checked
+    before the store is touched, and the seeds become a tuple (the same key as a list).
+    Returns a copy; other arguments pass through."""
+    a = dict(arguments)
+    check_task("task", a["task"])
+    check_config("model", a["model"], ModelConfig)
+    check_config("training", a["training"], TrainConfig)
+    a["seeds"] = check_seeds("seeds", a["seeds"])
+    return a
+
+
 def dense_study(
     task: TaskConfig,
     model: ModelConfig,

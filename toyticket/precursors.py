@@ -32,6 +32,7 @@ from collections.abc import Sequence
 import torch
 
 from toyticket.codes import ROW_ROLES, clause_rows
+from toyticket.experiments import training_arguments
 from toyticket.features import ReaderConfig, aligned, code_distance, row_activity, supported
 from toyticket.model import Masks, ModelConfig, Params, apply_masks, concat_lanes, init_params
 from toyticket.store import stored
@@ -44,7 +45,6 @@ from toyticket.validation import (
     check_ensemble,
     check_int,
     check_params,
-    check_seeds,
     check_task,
 )
 
@@ -266,16 +266,7 @@ def code_overlap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 PRECURSOR_CODE = (*SUMMARY_CODE, "toyticket.tickets", __name__)
 
 
-def _runs_arguments(arguments: dict) -> dict:
-    a = dict(arguments)
-    check_task("task", a["task"])
-    check_config("model", a["model"], ModelConfig)
-    check_config("training", a["training"], TrainConfig)
-    a["seeds"] = check_seeds("seeds", a["seeds"])
-    return a
-
-
-@stored("sign_reinit_runs", code=PRECURSOR_CODE, check=_runs_arguments)
+@stored("sign_reinit_runs", code=PRECURSOR_CODE, check=training_arguments)
 def sign_reinit_runs(
     task: Task, model: ModelConfig, training: TrainConfig, seeds: Sequence[int]
 ) -> dict[str, Params]:

@@ -38,6 +38,7 @@ import numba
 import numpy as np
 import torch
 
+from toyticket.experiments import training_arguments
 from toyticket.features import (
     ReaderConfig,
     aligned_weights,
@@ -56,7 +57,6 @@ from toyticket.validation import (
     check_int,
     check_params,
     check_seed,
-    check_seeds,
     check_task,
     check_tensor,
     wrong_type,
@@ -78,16 +78,7 @@ SELECTION_CODE = (
 # ------------------------------------------------------------------ dense runs with checkpoints
 
 
-def _dense_arguments(arguments: dict) -> dict:
-    a = dict(arguments)
-    check_task("task", a["task"])
-    check_config("model", a["model"], ModelConfig)
-    check_config("training", a["training"], TrainConfig)
-    a["seeds"] = check_seeds("seeds", a["seeds"])
-    return a
-
-
-@stored("selection_dense", code=SELECTION_CODE, check=_dense_arguments)
+@stored("selection_dense", code=SELECTION_CODE, check=training_arguments)
 def dense_run(task: Task, model: ModelConfig, training: TrainConfig, seeds: Sequence[int]) -> Run:
     """Dense training of one network per seed with the checkpoints of ``training``, kept in
     the results store (the trajectories of chapter 5 are read from its checkpoints)."""
@@ -515,11 +506,7 @@ def crowding_edit(
 
 
 def _intervention_arguments(arguments: dict) -> dict:
-    a = dict(arguments)
-    check_task("task", a["task"])
-    check_config("model", a["model"], ModelConfig)
-    check_config("training", a["training"], TrainConfig)
-    a["seeds"] = check_seeds("seeds", a["seeds"])
+    a = training_arguments(arguments)
     check_int("n_targets", a["n_targets"], 1, a["model"].width)
     check_config("reader", a["reader"], ReaderConfig)
     a["target_seed"] = check_seed("target_seed", a["target_seed"])
