@@ -411,7 +411,7 @@ def chapter_checks() -> dict:
     tt = _toyticket()
     from toyticket.contest import METHODS
     from toyticket.tickets import check_methods, check_rewind, check_tolerance
-    from toyticket.validation import check_bool, check_choices, check_int, check_seeds
+    from toyticket.validation import check_bool, check_choices, check_float, check_int, check_seeds
 
     def each(name, values, build):
         if not values:
@@ -560,6 +560,19 @@ def chapter_checks() -> dict:
                 lambda p: check_int("n_targets", p["n_targets"], 1, p["width"]),
             ),
             (("n_null",), lambda p: check_int("n_null", p["n_null"], 1, 100_000)),
+        ],
+        "06_families": [
+            seeds,
+            (("task_seeds",), lambda p: check_seeds("task_seeds", p["task_seeds"])),
+            (("width",), lambda p: tt.ModelConfig(width=p["width"])),
+            (("steps", "lr", "momentum"), training_03),
+            (("fraction", "rounds"), lambda p: tt.PruningConfig(p["fraction"], p["rounds"])),
+            (("tolerance",), lambda p: check_tolerance("tolerance", p["tolerance"])),
+            (("epsilon",), lambda p: check_float("epsilon", p["epsilon"], 0.0, 0.5)),
+            (
+                ("n_permutations",),
+                lambda p: check_int("n_permutations", p["n_permutations"], 1, 10_000),
+            ),
         ],
         "07_probes": [
             seeds,

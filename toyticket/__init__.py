@@ -91,6 +91,7 @@ from toyticket.stats import (
     mean_ci,
     paired_difference,
     sign_flip_test,
+    spearman,
     task_t_ci,
     win_rate,
 )
@@ -191,6 +192,7 @@ __all__ = [
     "selectivity",
     "sign_flip_test",
     "sign_preserving_reinit",
+    "spearman",
     "stack_studies",
     "stored",
     "summarize",

@@ -40,6 +40,7 @@ from toyticket.validation import (
     check_float,
     check_int,
     check_seed,
+    check_tensor,
     wrong_type,
 )
 
@@ -288,6 +289,37 @@ def chi_square_test(counts: object, probs: object) -> dict[str, float]:
         return {"statistic": 0.0, "df": 0, "p": 1.0}
     p = torch.special.gammaincc(torch.tensor(df / 2, dtype=torch.float64), statistic / 2)
     return {"statistic": statistic.item(), "df": df, "p": p.item()}
+
+
+def spearman(x: torch.Tensor, y: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Spearman's rank correlation of x and y along ``dim`` (average ranks for ties), pairs
+    with a NaN left out; NaN where fewer than 3 pairs remain or either side is constant.
+    Returns float64 shaped like x without ``dim``."""
+    x, y = check_tensor("x", x), check_tensor("y", y)
+    if x.shape != y.shape:
+        raise ValueError(
+            f"x and y have shapes {tuple(x.shape)} and {tuple(y.shape)}: allowed equal"
+        )
+    x, y = x.movedim(dim, -1).double(), y.movedim(dim, -1).double()
+    flat_x, flat_y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+    out = torch.full((len(flat_x),), math.nan, dtype=torch.float64)
+    for i, (a, b) in enumerate(zip(flat_x, flat_y, strict=True)):
+        keep = ~(a.isnan() | b.isnan())
+        if keep.sum() < 3:
+            continue
+        ra, rb = _average_ranks(a[keep]), _average_ranks(b[keep])
+        ra, rb = ra - ra.mean(), rb - rb.mean()
+        denom = (ra.norm() * rb.norm()).item()
+        if denom > 0:
+            out[i] = (ra @ rb).item() / denom
+    return out.reshape(x.shape[:-1])
+
+
+def _average_ranks(x: torch.Tensor) -> torch.Tensor:
+    """0-based ranks of a 1-D tensor, ties sharing their mean rank."""
+    below = (x[:, None] > x[None, :]).sum(1).double()
+    ties = (x[:, None] == x[None, :]).sum(1).double() - 1
+    return below + ties / 2
 
 
 def win_rate(a: torch.Tensor, b: torch.Tensor, level: float = 0.95) -> dict[str, float]:
