@@ -287,3 +287,14 @@ def test_imp_ladder_is_imp_kept_in_the_store(tmp_path, monkeypatch):
             assert sorted(run.checkpoints) == sorted(ref.checkpoints)
             assert all(torch.equal(run.final[n], ref.final[n]) for n in ref.final)
         assert all(torch.equal(ladder.rewind[n], plain.rewind[n]) for n in plain.rewind)
+
+
+def test_matching_level_is_the_last_of_the_leading_matching_levels():
+    g = torch.Generator().manual_seed(0)
+    noise = 1e-4 * torch.randn(5, 3, 8, generator=g)
+    bits = torch.tensor([1.0, 1.0, 1.0, 0.5, 1.0])[:, None, None] + noise  # level 3 fails
+    results = {"bit_accuracy": bits, "exact_outputs": torch.ones(5, 3, 8)}
+    sparsity = torch.tensor([0.0, 0.2, 0.36, 0.49, 0.59])
+    assert tt.matching_level(results, sparsity) == 2  # level 4 matches, but after a failure
+    bits[1] -= 0.5
+    assert tt.matching_level(results, sparsity) == 0

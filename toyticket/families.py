@@ -518,9 +518,10 @@ def family_study(
     """Everything chapter 6 reads off an IMP ladder on one task (``imp_ladder``, shared with
     chapters 3 and 4), per level [levels, S] (level 0 the dense network):
 
-    - ``imp`` and ``random``: the summaries (``summarize``) and mask profiles
-      (``mask_profile``) of the IMP ticket and of a random mask of the same sparsity, both
-      retrained from theta_0 (at level 0 both are the dense network);
+    - ``imp``: the summary (``summarize``) and mask profile (``mask_profile``) of the IMP
+      ticket retrained from theta_0; ``random``: the profile of a random mask of the same
+      sparsity (a mask's profile is read at theta_0, so it needs no training; at level 0
+      both are the full mask);
     - ``rows``: the ticket's row classes against the dense network (``row_classes``):
       ``class`` (rows matched by activation) and ``class_identity`` (by index) [levels, S, m],
       ``support``, ``dense_rows``, ``chance_same`` [levels, S, m], and ``family_null``
@@ -534,13 +535,6 @@ def family_study(
     ladder = imp_ladder(task, model, training, seeds, pruning)
     theta0 = ladder.rewind
     n_levels = len(ladder.sparsities)
-    random_masks = [
-        discover("random", task, ladder.sparsities[r], pruning, seeds, ladder=ladder)
-        for r in range(1, n_levels)
-    ]
-    random_runs = retrain_many(
-        task, model, training, random_masks, [theta0] * len(random_masks), seeds
-    )
     dense = ladder.dense.final
     shuffled = family_permutations(task, n_permutations)
     entries: dict[str, list[dict[str, torch.Tensor]]] = {"imp": [], "random": [], "rows": []}
@@ -551,13 +545,12 @@ def family_study(
         imp_entry = summarize(final, task, reader, mask, initial=theta0)
         imp_entry.update(mask_profile(full["W1"], theta0["W1"], task))
         entries["imp"].append(imp_entry)
-        if r:
-            random_mask, random_run = random_masks[r - 1], random_runs[r - 1]
-            random_entry = summarize(random_run.final, task, reader, random_mask, initial=theta0)
-            random_entry.update(mask_profile(random_mask["W1"], theta0["W1"], task))
-        else:
-            random_entry = imp_entry
-        entries["random"].append(random_entry)
+        random = (
+            discover("random", task, ladder.sparsities[r], pruning, seeds, ladder=ladder)
+            if r
+            else full
+        )
+        entries["random"].append(mask_profile(random["W1"], theta0["W1"], task))
         matching = match_rows(final, dense, task, mask)
         matched = row_classes(dense, final, task, mask, matching, reader)
         identity = row_classes(dense, final, task, mask, None, reader)

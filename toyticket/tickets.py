@@ -601,6 +601,22 @@ def match_dense(
     return out
 
 
+def matching_level(
+    results: dict[str, torch.Tensor],
+    sparsity: torch.Tensor,
+    tolerance: float = 0.01,
+    method: str = "hierarchical",
+) -> int:
+    """The level a claims chapter analyses: the sparsest up to which the ticket is
+    non-inferior to dense (``match_dense``'s rule, every earlier level matching too), from
+    ``results`` {"bit_accuracy", "exact_outputs": [levels, tasks, seeds]} and ``sparsity``
+    [levels] of a ladder whose level 0 is the dense network. 0 when no level matches."""
+    ticket = {key: results[key][1:] for key in ("bit_accuracy", "exact_outputs")}
+    dense = {key: results[key][:1].expand_as(ticket[key]) for key in ticket}
+    match = match_dense(ticket, dense, sparsity[1:], tolerance, method=method)
+    return int(torch.cumprod(match["noninferior"].long(), 0).sum())
+
+
 def one_row_per_clause_bound(task: Task, width: int) -> float:
     """1 - m k / (h n): the sparsity of W1 above which no network can hold one complete
     k-weight code per clause on its own row (the smallest such solution keeps m k weights)."""
