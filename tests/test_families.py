@@ -3,6 +3,7 @@ assignment, row matching, row classes, designed masks and the stratified rank co
 on hand-built cases whose answers are known."""
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -10,6 +11,8 @@ from handbuilt import hand_task
 
 import toyticket as tt
 from toyticket import families as fam
+from toyticket.features import supported
+from toyticket.probes import Clauses, distance_probe
 
 # Two outputs of three clauses over 9 variables; clause 3 conflicts with clause 0 (x0 vs ~x0).
 CLAUSES = [
@@ -303,6 +306,16 @@ def test_family_study_classes_dense_against_itself_and_the_null():
     assert out["sparsity"]["sparsity"].tolist() == pytest.approx([0.0, 0.5, 0.75])
     # the random masks keep as many weights of W1 as the IMP masks
     assert out["random"]["supported"].shape == out["imp"]["supported"].shape
+    # the probe's tickets: the distance probe's own mask at each level's sparsity (read off
+    # theta_0 and the clauses), retrained; level 0 is the dense network against itself
+    probe = out["probe"]
+    assert tuple(probe["class"].shape) == (3, 2, 12)
+    assert (probe["class"][0][dense_coded] == fam.ROW_CLASSES.index("same_row")).all()
+    theta0 = tt.init_params(task.n_vars, task.n_outputs, SMALL["model"], [0, 1])
+    for level, sparsity in ((1, 0.5), (2, 0.75)):
+        mask = distance_probe(theta0, Clauses.of_task(task, 2), sparsity)["W1"]
+        assert torch.equal(probe["support"][level], supported(mask, task).sum(1))
+    assert ((probe["bit_accuracy"] >= 0) & (probe["bit_accuracy"] <= 1)).all()
 
 
 def test_family_permutations_keep_family_sizes():
@@ -313,3 +326,28 @@ def test_family_permutations_keep_family_sizes():
         assert sorted(p.tolist()) == sorted(labels.tolist())
     assert torch.equal(perms, fam.family_permutations(task, 5, seed=3))
     assert not all(torch.equal(p, labels) for p in perms)
+
+
+def test_move_rates_count_only_free_clauses_coded_in_both():
+    same, other, family, lost, none = range(5)
+    rows = {
+        "class": torch.tensor([same, other, family, lost, none, other]),
+        "support": torch.tensor([2, 3, 2, 2, 2, 1]),
+        "chance_same": torch.tensor([0.5, 1 / 3, 0.5, 0.5, math.nan, 1.0]),
+    }
+    found = fam.move_rates(rows)
+    # the last clause moved, but its mask supports it on one row only: it had no choice
+    assert found["free"].tolist() == [True, True, False, False, False, False]
+    assert found["move_rate"].item() == pytest.approx(0.5)
+    assert found["chance"].item() == pytest.approx(1 - (0.5 + 1 / 3) / 2)
+    rows["class_identity"] = torch.tensor([other, other, family, lost, none, other])
+    assert fam.move_rates(rows, "class_identity")["move_rate"].item() == pytest.approx(1.0)
+
+
+def test_design_effects_are_the_main_effects_of_the_two_by_two():
+    values = {"near_low": 4.0, "near_high": 2.0, "far_low": 3.0, "far_high": 1.0}
+    values["near_conflict"] = 0.5
+    found = fam.design_effects({k: torch.tensor(v) for k, v in values.items()})
+    assert found["proximity"].item() == 1.0  # (4 + 2 - 3 - 1) / 2
+    assert found["interference"].item() == 2.0  # (4 + 3 - 2 - 1) / 2
+    assert found["conflict"].item() == 1.5

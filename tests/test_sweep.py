@@ -269,7 +269,7 @@ def test_ticket_command_line_lists_what_is_stored(store, tmp_path, capsys):
 
 
 def test_every_study_is_one_row_of_the_table():
-    assert set(sweep_module.STUDIES) == {"dense", "tickets", "contest"}
+    assert set(sweep_module.STUDIES) == {"dense", "tickets", "contest", "regime"}
     for name, study in sweep_module.STUDIES.items():
         points = tt.grid_points({"study": name, "seeds": 2})
         assert points[0].entry().kind == study.unit.kind
@@ -311,3 +311,46 @@ def test_a_contest_sweep_is_the_chapters_call_and_bitwise_on_two_workers(store):
         assert _studies_equal(a.result, b.result)
     kinds = sorted({p.parent.name for p in store.root.rglob("*.pt")})
     assert kinds == ["contest_study", "imp_ladder"]  # the ladders inside, written here
+
+
+# ---------------------------------------------------------------- regime numbers (chapter 8)
+
+REGIME = {  # a one-factor map of two tiny regimes: a list of grids, not a product
+    "study": "regime",
+    "seeds": 2,
+    "task": {"seed": 0, "n_clauses": 12},
+    "model": {"width": 12},
+    "training": {"steps": 40, "lr": 0.5, "optimizer": "sgd"},
+    "pruning": {"fraction": 0.5, "rounds": 2},
+}
+
+
+def test_a_list_of_grids_is_their_points_in_turn():
+    wide = {**REGIME, "model": {"width": 16}}
+    points = tt.grid_points([REGIME, wide])
+    assert [p.model.width for p in points] == [12, 16]
+    assert points[0].entry() == tt.grid_points(REGIME)[0].entry()
+    with pytest.raises(ValueError, match="one study"):
+        tt.grid_points([REGIME, GRID])
+    with pytest.raises(ValueError, match="empty list"):
+        tt.grid_points([])
+
+
+def test_a_regime_sweep_is_the_chapters_call_and_bitwise_on_two_workers(store):
+    from toyticket.regimes import regime_numbers
+
+    task = tt.make_task(n_clauses=12, seed=0)
+    model, training = tt.ModelConfig(width=12), tt.TrainConfig(steps=40, lr=0.5, optimizer="sgd")
+    pruning = tt.PruningConfig(fraction=0.5, rounds=2)
+    grids = [REGIME, {**REGIME, "task": {"seed": 0, "n_clauses": 12, "readout": "clauses"}}]
+    points = tt.grid_points(grids)
+    assert points[0].entry() == regime_numbers.entry(task, model, training, [0, 1], pruning)
+    local = tt.run_sweep(grids)
+    assert [r.source for r in local] == ["computed"] * 2
+    store.root.rename(store.root.with_name("first"))
+    on_workers = tt.run_sweep(grids, workers=2)
+    for a, b in zip(local, on_workers, strict=True):
+        assert _equal(a.result, b.result)
+    kinds = sorted({p.parent.name for p in store.root.rglob("*.pt")})
+    # the pieces computed inside a point are written by this process too
+    assert kinds == ["designed_study", "family_study", "imp_ladder", "regime_numbers"]

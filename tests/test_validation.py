@@ -297,7 +297,7 @@ CASES = [
         lambda: tt.grid_points({**GRID, "study": "probes"}),
         ValueError,
         "study",
-        "('dense', 'tickets', 'contest')",
+        "('dense', 'tickets', 'contest', 'regime')",
     ),
     (
         "grid axis",

@@ -410,6 +410,8 @@ def chapter_checks() -> dict:
 
     tt = _toyticket()
     from toyticket.contest import METHODS
+    from toyticket.families import design_units
+    from toyticket.regimes import regime_grids
     from toyticket.tickets import check_methods, check_rewind, check_tolerance
     from toyticket.validation import check_bool, check_choices, check_float, check_int, check_seeds
 
@@ -426,6 +428,10 @@ def chapter_checks() -> dict:
         check_int("checkpoint_every", p["checkpoint_every"], 1)
         every = range(0, p["steps"] + 1, p["checkpoint_every"])
         dataclasses.replace(training, checkpoints=tuple(every))
+
+    def design_width(name, width):  # book/06_families.md: a design puts 8 units on 8 rows
+        tt.ModelConfig(width=width)
+        check_int(name, width, 8, 1 << 20)
 
     def training_03(p):  # book/03_tickets.md and 04_precursors.md train with SGD
         tt.TrainConfig(steps=p["steps"], lr=p["lr"], optimizer="sgd", momentum=p["momentum"])
@@ -564,8 +570,17 @@ def chapter_checks() -> dict:
         "06_families": [
             seeds,
             (("task_seeds",), lambda p: check_seeds("task_seeds", p["task_seeds"])),
-            (("width",), lambda p: tt.ModelConfig(width=p["width"])),
+            (("width",), lambda p: design_width("width", p["width"])),
+            (
+                ("check_widths",),
+                lambda p: [design_width("check_widths", h) for h in p["check_widths"]],
+            ),
             (("steps", "lr", "momentum"), training_03),
+            (("adam_lr",), lambda p: tt.TrainConfig(lr=p["adam_lr"], optimizer="adam")),
+            (
+                ("n_templates",),
+                lambda p: design_units(tt.make_task(n_clauses=12, n_templates=p["n_templates"])),
+            ),
             (("fraction", "rounds"), lambda p: tt.PruningConfig(p["fraction"], p["rounds"])),
             (("tolerance",), lambda p: check_tolerance("tolerance", p["tolerance"])),
             (("epsilon",), lambda p: check_float("epsilon", p["epsilon"], 0.0, 0.5)),
@@ -596,6 +611,14 @@ def chapter_checks() -> dict:
                 ("shuffled_methods",),
                 lambda p: check_choices("shuffled_methods", p["shuffled_methods"], METHODS),
             ),
+        ],
+        "08_regime_map": [
+            seeds,
+            (("task_seeds",), lambda p: check_seeds("task_seeds", p["task_seeds"])),
+            (("regimes",), lambda p: regime_grids(p["regimes"], [0], [0])),
+            (("fraction", "rounds"), lambda p: tt.PruningConfig(p["fraction"], p["rounds"])),
+            (("tolerance",), lambda p: check_tolerance("tolerance", p["tolerance"])),
+            (("workers",), lambda p: check_int("workers", p["workers"], 0, 64)),
         ],
         "appendix_speed": [(("results",), benchmark_file)],
         "appendix_reproducibility": [

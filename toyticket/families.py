@@ -39,6 +39,7 @@ import torch
 from toyticket.features import ReaderConfig, clause_overlap, code_distance, supported
 from toyticket.model import Masks, ModelConfig, Params, hidden, init_params
 from toyticket.precursors import final_codes
+from toyticket.probes import Clauses, distance_probe
 from toyticket.store import stored
 from toyticket.summary import summarize
 from toyticket.tasks import Task
@@ -67,7 +68,7 @@ DESIGN_CONDITIONS = ("near_low", "near_high", "far_low", "far_high", "near_confl
 ROW_CLASSES = ("same_row", "other_row", "family", "lost", "no_dense_code")
 PERTURB_OFFSET = 3_000_017  # seeds of the perturbation noise: far from any network seed
 PAD_OFFSET = 5_000_011  # seeds of the padding weights of designed masks
-FAMILY_CODE = (*TICKET_CODE, "toyticket.precursors", __name__)
+FAMILY_CODE = (*TICKET_CODE, "toyticket.precursors", "toyticket.probes", __name__)
 
 
 # ---------------------------------------------------------------- families and interference
@@ -297,6 +298,23 @@ def class_fractions(
     return out
 
 
+def move_rates(rows: dict[str, torch.Tensor], key: str = "class") -> dict[str, torch.Tensor]:
+    """C5's quantities from row classes (``row_classes`` entries ``class``, ``support`` and
+    ``chance_same`` [..., m]), among the clauses coded in both networks that the mask supports
+    on at least two rows (a clause supported on one row cannot move): ``move_rate`` [...] of the
+    classes ``rows[key]`` (``class``: rows matched by activation; ``class_identity``: by
+    index), ``chance`` [...] the move rate expected if each code sat on one of its supported
+    rows at random, and ``free`` bool [..., m], those clauses."""
+    free = rows["support"] >= 2
+    free = free & (rows["class"] <= ROW_CLASSES.index("other_row"))
+    chance = torch.where(free, rows["chance_same"].double(), torch.nan).nanmean(-1)
+    return {
+        "move_rate": class_fractions(rows[key], rows["support"] >= 2)["move_rate"],
+        "chance": 1 - chance,
+        "free": free,
+    }
+
+
 # ---------------------------------------------------------------- designed masks
 
 
@@ -468,6 +486,19 @@ def designed_study(
     return out
 
 
+def design_effects(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The contrasts of C4 from one metric of the designs (``values``: {condition: [...]},
+    paired: the same networks in every condition): ``proximity``, mean(near) - mean(far) over
+    the two interference levels; ``interference``, mean(low) - mean(high) over the two
+    proximity levels; ``conflict``, near_high - near_conflict."""
+    v = values
+    return {
+        "proximity": (v["near_low"] + v["near_high"] - v["far_low"] - v["far_high"]) / 2,
+        "interference": (v["near_low"] + v["far_low"] - v["near_high"] - v["far_high"]) / 2,
+        "conflict": v["near_high"] - v["near_conflict"],
+    }
+
+
 # ---------------------------------------------------------------- tickets' rows
 
 
@@ -527,6 +558,9 @@ def family_study(
       ``support``, ``dense_rows``, ``chance_same`` [levels, S, m], and ``family_null``
       [levels, S]: the fraction of clauses in the class ``family`` with the family labels
       shuffled (``family_permutations``), averaged over the shuffles;
+    - ``probe``: the same row classes (without ``family_null``) and the summary of the
+      distance probe's ticket (``toyticket.probes.distance_probe``: theta_0 and the clauses,
+      not the dense run) at each level's sparsity, retrained from theta_0 (level 0: dense);
     - ``instability``: dense networks trained from a perturbed theta_0 (``perturbed_init``)
       read as tickets of the dense ones: ``class``, ``class_identity`` [S, m] and their
       ``bit_accuracy`` [S].
@@ -537,13 +571,49 @@ def family_study(
     n_levels = len(ladder.sparsities)
     dense = ladder.dense.final
     shuffled = family_permutations(task, n_permutations)
-    entries: dict[str, list[dict[str, torch.Tensor]]] = {"imp": [], "random": [], "rows": []}
+    full = {"W1": torch.ones_like(theta0["W1"], dtype=torch.bool)}
+
+    def classes(final: Params, mask: Masks | None, null: bool = False) -> dict[str, torch.Tensor]:
+        """The row classes of a network retrained under ``mask`` against the dense one, with
+        the shuffled-family null if ``null``."""
+        matching = match_rows(final, dense, task, mask)
+        identity = row_classes(dense, final, task, mask, None, reader)
+        found = {
+            "class": row_classes(dense, final, task, mask, matching, reader)["class"],
+            "class_identity": identity["class"],
+            "support": identity["support"],
+            "dense_rows": identity["dense_rows"],
+            "chance_same": identity["chance_same"],
+        }
+        if null:
+            found["family_null"] = torch.stack(
+                [
+                    class_fractions(
+                        row_classes(dense, final, task, mask, matching, reader, f)["class"]
+                    )["family"]
+                    for f in shuffled
+                ]
+            ).mean(0)
+        return found
+
+    # The distance probe (chapter 7) reads theta_0 and the clauses, never the dense run: a
+    # ticket whose rows are not cut from the dense network's weights, so free to relocate.
+    clauses = Clauses.of_task(task, len(seeds))
+    probe_masks = [distance_probe(theta0, clauses, s) for s in ladder.sparsities[1:]]
+    probe_runs = retrain_many(
+        task, model, training, probe_masks, [theta0] * len(probe_masks), seeds
+    )
+    entries: dict[str, list[dict[str, torch.Tensor]]] = {
+        "imp": [],
+        "random": [],
+        "rows": [],
+        "probe": [],
+    }
     for r in range(n_levels):
         mask = ladder.masks[r] if r else None
-        full = mask or {"W1": torch.ones_like(theta0["W1"], dtype=torch.bool)}
         final = ladder.runs[r].final
         imp_entry = summarize(final, task, reader, mask, initial=theta0)
-        imp_entry.update(mask_profile(full["W1"], theta0["W1"], task))
+        imp_entry.update(mask_profile((mask or full)["W1"], theta0["W1"], task))
         entries["imp"].append(imp_entry)
         random = (
             discover("random", task, ladder.sparsities[r], pruning, seeds, ladder=ladder)
@@ -551,27 +621,13 @@ def family_study(
             else full
         )
         entries["random"].append(mask_profile(random["W1"], theta0["W1"], task))
-        matching = match_rows(final, dense, task, mask)
-        matched = row_classes(dense, final, task, mask, matching, reader)
-        identity = row_classes(dense, final, task, mask, None, reader)
-        null = torch.stack(
-            [
-                class_fractions(
-                    row_classes(dense, final, task, mask, matching, reader, f)["class"]
-                )["family"]
-                for f in shuffled
-            ]
-        ).mean(0)
-        entries["rows"].append(
-            {
-                "class": matched["class"],
-                "class_identity": identity["class"],
-                "support": identity["support"],
-                "dense_rows": identity["dense_rows"],
-                "chance_same": identity["chance_same"],
-                "family_null": null,
-            }
+        entries["rows"].append(classes(final, mask, null=True))
+        probe_mask, probe_final = (
+            (probe_masks[r - 1], probe_runs[r - 1].final) if r else (None, dense)
         )
+        probe = classes(probe_final, probe_mask)
+        probe.update(summarize(probe_final, task, reader, probe_mask, initial=theta0))
+        entries["probe"].append(probe)
     out = {
         name: {key: torch.stack([e[key] for e in found]) for key in found[0]}
         for name, found in entries.items()
@@ -581,11 +637,10 @@ def family_study(
     )
     p_final = perturbed.final
     out["instability"] = {
-        "class": row_classes(dense, p_final, task, None, match_rows(p_final, dense, task), reader)[
-            "class"
-        ],
-        "class_identity": row_classes(dense, p_final, task, None, None, reader)["class"],
-        "bit_accuracy": summarize(p_final, task, reader)["bit_accuracy"],
+        key: value
+        for key, value in classes(p_final, None).items()
+        if key in ("class", "class_identity")
     }
+    out["instability"]["bit_accuracy"] = summarize(p_final, task, reader)["bit_accuracy"]
     out["sparsity"] = {"sparsity": torch.tensor(ladder.sparsities)}
     return out

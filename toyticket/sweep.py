@@ -35,11 +35,17 @@ The studies (``STUDIES``: name -> ``Study``, one unit of work per point):
   ``seeds`` (default 8), ``methods`` (default all of ``contest.METHODS``), ``levels`` (default
   null: every level), ``motion_step`` (default 50), ``shuffles`` (default true); sections as
   for ``tickets``.
+- ``regime``: one ``regimes.regime_numbers`` per point (the key numbers of every claim for
+  one task, chapter 8), the call ``regime_numbers(build_task(task), model, training, seeds,
+  pruning, reader)``. Top level: ``seeds`` (default 8); sections as for ``tickets``.
 - ``tickets``: one ``tickets.ticket_study`` per point, the call
   ``ticket_study(build_task(task), model, training, seeds, pruning, methods, reader,
   sign_reinit=sign_reinit)`` ({row: {name: [levels, seeds]}}). Top level: ``seeds`` (default
   8), ``methods`` (discovery methods, default [imp]), ``sign_reinit`` (default false);
   sections ``task``, ``model``, ``training``, ``pruning`` (PruningConfig fields), ``reader``.
+
+A grid file may also hold a *list* of grids of one study: its points are those of each grid in
+turn (the regime map's one-factor variations are a list, not a product).
 
 The grid is the product of all axes: a section field whose value is a list. Top-level values
 are never axes: ``methods: [imp, snip]`` is one list of methods for every point, and a sweep
@@ -87,6 +93,7 @@ from toyticket.contest import contest_study
 from toyticket.experiments import dense_unit, unit_arguments
 from toyticket.features import ReaderConfig
 from toyticket.model import ModelConfig
+from toyticket.regimes import KEY_NUMBERS, regime_numbers
 from toyticket.store import Entry, Store, StoredFunction, get_store, read_only
 from toyticket.summary import SUMMARY_NAMES
 from toyticket.tasks import TaskConfig, build_task
@@ -206,6 +213,30 @@ def _contest_call(
     )
 
 
+def _regime_call(
+    task: TaskConfig,
+    model: ModelConfig,
+    training: TrainConfig,
+    pruning: PruningConfig,
+    reader: ReaderConfig,
+    seeds: tuple[int, ...],
+) -> dict[str, Any]:
+    """A regime point: the call ``regime_numbers(build_task(task), model, ...)`` of chapter 8."""
+    return regime_numbers.arguments(build_task(task), model, training, seeds, pruning, reader)
+
+
+def _regime_rows(numbers: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    """A regime point's key numbers, those per level at the ladder's sparsest level."""
+    sparsity = numbers["sparsity"][-1].item()
+    return {
+        f"@ {sparsity:.2f}": {
+            name: values[-1] if values.ndim == 2 else values
+            for name, values in numbers.items()
+            if name != "sparsity"
+        }
+    }
+
+
 def _check_levels(name: str, levels: Any) -> tuple[int, ...] | None:
     """Ladder levels of a contest: null (all) or a list of levels (checked by the study)."""
     if levels is None:
@@ -261,6 +292,13 @@ STUDIES: dict[str, Study] = {
         call=_contest_call,
         rows=_sparsest_level,
     ),
+    "regime": Study(
+        unit=regime_numbers,
+        sections=PRUNED_SECTIONS,
+        values={"seeds": (8, check_grid_seeds)},
+        call=_regime_call,
+        rows=_regime_rows,
+    ),
 }
 
 
@@ -313,20 +351,40 @@ class SweepResult:
 # --------------------------------------------------------------------------- grids
 
 
-def load_grid(grid: Mapping[str, Any] | str | Path) -> dict[str, Any]:
-    """A grid as a mapping: read from a YAML file when given a path."""
+Grid = Mapping[str, Any] | Sequence[Mapping[str, Any]] | str | Path
+
+
+def load_grid(grid: Grid) -> dict[str, Any] | list[dict[str, Any]]:
+    """A grid as a mapping, or a list of grids as a list of mappings: read from a YAML file
+    when given a path."""
     if isinstance(grid, str | os.PathLike):
         grid = read_yaml("grid", grid) or {}
+    if isinstance(grid, Sequence) and not isinstance(grid, str):
+        if not grid:
+            raise ValueError("grid is an empty list: allowed a grid or a list of at least one")
+        return [load_grid(g) for g in grid]  # type: ignore[misc]
     if not isinstance(grid, Mapping):
-        raise wrong_type("grid", grid, "a mapping of section -> values (or a YAML file of one)")
+        raise wrong_type(
+            "grid", grid, "a mapping of section -> values, a list of them, or a YAML file"
+        )
     return dict(grid)
 
 
-def grid_points(grid: Mapping[str, Any] | str | Path) -> list[Point]:
+def grid_points(grid: Grid) -> list[Point]:
     """Every point of a grid, validated (unknown study, sections, fields or methods, bad
     values: ValueError or TypeError naming them), in a fixed order: the last axis varies
-    fastest. Nothing is trained, and the store is not touched."""
+    fastest; for a list of grids, the points of each in turn. Nothing is trained, and the
+    store is not touched."""
     grid = load_grid(grid)
+    if isinstance(grid, list):
+        points = [point for g in grid for point in grid_points(g)]
+        studies = sorted({point.study for point in points})
+        if len(studies) > 1:
+            raise ValueError(
+                f"grid: a list of grids of the studies {', '.join(studies)}: allowed grids "
+                "of one study"
+            )
+        return points
     study_name = check_choice("grid study", grid.get("study", "dense"), STUDIES)
     study = STUDIES[study_name]
     unknown = sorted(set(grid) - set(study.top_level), key=str)
@@ -419,7 +477,7 @@ def _environment(unit: StoredFunction) -> str:
 
 
 def run_sweep(
-    grid: Mapping[str, Any] | str | Path,
+    grid: Grid,
     *,
     workers: int = 0,
     scheduler: Any = None,
@@ -571,8 +629,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--columns",
         nargs="+",
-        default=["bit_accuracy", "carried_clauses"],
-        help="quantities to print, mean [95%% interval] over seeds",
+        help="quantities to print, mean [95%% interval] over seeds (default: bit_accuracy and "
+        "carried_clauses; for a regime grid, bit_accuracy and move_rate)",
     )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -580,7 +638,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # every argument, and the store, before anything is computed
         points = grid_points(args.grid)
         check_int("--workers", args.workers, 0)
-        check_choices("--columns", args.columns, SUMMARY_NAMES)
+        regime = points[0].study == "regime"
+        if args.columns is None:
+            args.columns = ["bit_accuracy", "move_rate" if regime else "carried_clauses"]
+        check_choices("--columns", args.columns, KEY_NUMBERS if regime else SUMMARY_NAMES)
         if not args.list:
             store.ensure_writable()
     except (ValueError, TypeError) as exc:
