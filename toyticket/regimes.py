@@ -39,6 +39,7 @@ import torch
 
 from toyticket.families import (
     DESIGN_CONDITIONS,
+    _family_arguments,
     class_fractions,
     design_effects,
     design_units,
@@ -52,9 +53,9 @@ from toyticket.precursors import near, precursor_profile
 from toyticket.selection import crowding_gap, location_covariates, population, random_row_null
 from toyticket.store import stored
 from toyticket.tasks import Task, TaskConfig, build_task
-from toyticket.tickets import TICKET_CODE, PruningConfig, _check_study, imp_ladder
+from toyticket.tickets import TICKET_CODE, PruningConfig, imp_ladder
 from toyticket.training import TrainConfig
-from toyticket.validation import check_config, check_float, check_int
+from toyticket.validation import check_int
 
 KEY_NUMBERS = (
     "bit_accuracy",
@@ -170,11 +171,7 @@ def admits_designs(task: Task, width: int) -> bool:
 
 
 def _regime_arguments(arguments: dict) -> dict:
-    a = dict(arguments)
-    a["seeds"] = _check_study(a["task"], a["model"], a["training"], a["seeds"], a["pruning"])
-    check_config("reader", a["reader"], ReaderConfig)
-    check_float("epsilon", a["epsilon"], 0.0, 0.5)
-    check_int("n_permutations", a["n_permutations"], 1)
+    a = _family_arguments(arguments)  # those of the family study inside, checked as there
     check_int("n_null", a["n_null"], 1, 100_000)
     return a
 
