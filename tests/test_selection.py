@@ -149,6 +149,22 @@ def test_random_row_null_keeps_clause_counts_and_is_not_rejected_when_planted():
     assert min(p_high, p_low) > 0.025
 
 
+def test_crowding_null_is_the_gap_against_draws_that_keep_the_converged_counts():
+    marked, allowed = _grid(2)
+    rejected = allowed & ~marked
+    crowd = allowed.sum(1, keepdim=True).expand_as(allowed).float()
+    for null in ("random_row", "swap"):
+        observed, draws = sel.crowding_null(rejected, allowed, crowd, null, 50, seed=3)
+        assert torch.equal(observed, sel.crowding_gap(rejected, allowed, crowd))
+        assert tuple(draws.shape) == (50,)
+    sample = sel.random_row_null(marked, allowed, 50, seed=3)
+    expected = sel.crowding_gap(allowed & ~sample, allowed, crowd)
+    _, draws = sel.crowding_null(rejected, allowed, crowd, "random_row", 50, seed=3)
+    assert torch.equal(draws.nan_to_num(7.0), expected.nan_to_num(7.0))
+    with pytest.raises(ValueError, match="null"):
+        sel.crowding_null(rejected, allowed, crowd, "shuffle")
+
+
 def test_nulls_reject_bad_input():
     marked, allowed = _grid(0)
     with pytest.raises(ValueError, match="outside"):

@@ -50,7 +50,7 @@ from toyticket.families import (
 from toyticket.features import ReaderConfig
 from toyticket.model import ModelConfig
 from toyticket.precursors import near, precursor_profile
-from toyticket.selection import crowding_gap, location_covariates, population, random_row_null
+from toyticket.selection import crowding_null, location_covariates, population
 from toyticket.store import stored
 from toyticket.tasks import Task, TaskConfig, build_task
 from toyticket.tickets import TICKET_CODE, PruningConfig, imp_ladder
@@ -212,11 +212,10 @@ def regime_numbers(
     crowd = location_covariates(theta0, task, reader)["others"]
     gaps = []
     for s, seed in enumerate(ladder.dense.seeds):
-        proximal, converged = fates["proximal"][s], fates["converged"][s]
-        observed = crowding_gap(fates["rejected"][s], proximal, crowd[s])
-        draws = random_row_null(converged, proximal, n_null, seed)
-        expected = crowding_gap(proximal & ~draws, proximal, crowd[s]).nanmean()
-        gaps.append(observed - expected)
+        observed, draws = crowding_null(
+            fates["rejected"][s], fates["proximal"][s], crowd[s], "random_row", n_null, seed
+        )
+        gaps.append(observed - draws.nanmean())
     out["crowding_gap"] = torch.stack(gaps).double()
 
     nan = torch.full((len(seeds),), torch.nan, dtype=torch.float64)

@@ -445,6 +445,28 @@ def crowding_gap(
     return (rej * c).sum(dims) / rej.sum(dims) - (conv * c).sum(dims) / conv.sum(dims)
 
 
+def crowding_null(
+    rejected: torch.Tensor,
+    proximal: torch.Tensor,
+    crowd: torch.Tensor,
+    null: str = "random_row",
+    n_samples: int = 200,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One network's crowding gap (``crowding_gap``; bool [h, m] ``rejected`` inside
+    ``proximal``, ``crowd`` [h, m]) and the same gap in ``n_samples`` draws [n_samples] of a
+    null that keeps each clause's number of converged locations among its proximal ones:
+    ``random_row`` (``random_row_null``) or ``swap`` (``swap_null``, rows' counts kept too)."""
+    check_choice("null", null, ("random_row", "swap"))
+    converged = proximal & ~rejected
+    if null == "random_row":
+        draws = random_row_null(converged, proximal, n_samples, seed)
+    else:
+        draws = swap_null(converged, proximal, n_samples, seed=seed)
+    observed = crowding_gap(rejected, proximal, crowd)
+    return observed, crowding_gap(proximal & ~draws, proximal, crowd)
+
+
 # ------------------------------------------------------------------ AUC
 
 
