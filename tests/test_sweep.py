@@ -279,10 +279,11 @@ def test_every_study_is_one_row_of_the_table():
 CONTEST = {
     "study": "contest",
     "seeds": 2,
-    "methods": ["imp", "random", "distance", "motion"],
+    "methods": ["imp", "imp_late", "random", "distance", "motion"],
     "levels": [2],
     "motion_step": 5,
     "shuffles": False,
+    "late_rewind_step": 4,
     "task": {"seed": [0, 1], "n_vars": 6, "n_clauses": 6, "group_size": 2},
     "model": {"width": 8},
     "training": {"steps": 40, "lr": 0.5, "optimizer": "sgd"},
@@ -296,10 +297,19 @@ def test_a_contest_sweep_is_the_chapters_call_and_bitwise_on_two_workers(store):
     points = tt.grid_points(CONTEST)
     model, training = tt.ModelConfig(width=8), tt.TrainConfig(steps=40, lr=0.5, optimizer="sgd")
     pruning = tt.PruningConfig(fraction=0.4, rounds=2)
-    methods = ("imp", "random", "distance", "motion")
+    methods = ("imp", "imp_late", "random", "distance", "motion")
     for point, seed in zip(points, (0, 1), strict=True):
         call = contest_study.entry(
-            _chapter_task(seed), model, training, [0, 1], pruning, methods, [2], 5, False
+            _chapter_task(seed),
+            model,
+            training,
+            [0, 1],
+            pruning,
+            methods,
+            [2],
+            5,
+            False,
+            late_rewind_step=4,
         )
         assert point.entry() == call
     local = tt.run_sweep(CONTEST)

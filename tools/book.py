@@ -611,6 +611,10 @@ def chapter_checks() -> dict:
                 ("shuffled_methods",),
                 lambda p: check_choices("shuffled_methods", p["shuffled_methods"], METHODS),
             ),
+            (
+                ("late_rewind_step", "steps"),
+                lambda p: check_int("late_rewind_step", p["late_rewind_step"], 1, p["steps"] - 1),
+            ),
         ],
         "08_regime_map": [
             seeds,

@@ -3,7 +3,9 @@
 Every method picks a mask of W1 at the same sparsities (the levels of an IMP ladder rewound to
 theta_0), and every mask is retrained identically: from theta_0, with the dense budget, in one
 batched computation (``toyticket.tickets.retrain_many``). The IMP row is the ladder's own
-tickets. Each method's mask can also be retrained after its sanity shuffles
+tickets. The one exception is IMP with late rewinding (Frankle et al. 2020), whose protocol is
+the rewind point: its tickets (and their shuffles) are retrained from theta_k for the remaining
+steps, as in its own ladder. Each method's mask can also be retrained after its sanity shuffles
 (``toyticket.pruning.shuffle_within``): a method that uses per-weight information must beat
 them.
 
@@ -41,6 +43,7 @@ from toyticket.tickets import (
     discover,
     imp_ladder,
     retrain_many,
+    retraining,
 )
 from toyticket.training import TrainConfig, train
 from toyticket.validation import check_bool, check_choices, check_config, check_int
@@ -60,6 +63,7 @@ class Method:
 
 METHODS: dict[str, Method] = {
     "imp": Method("theta_0, theta_T of every round, data", 1.0),  # times the rounds
+    "imp_late": Method("theta_k, theta_T of every round, data", 1.0),  # times the rounds
     "oneshot": Method("theta_T, data", 1.0),
     "magnitude_init": Method("theta_0", 0.0),
     "snip": Method("theta_0, data (one gradient)", 0.0),
@@ -78,20 +82,36 @@ SHUFFLES = ("rows", "columns")
 CONTEST_CODE = (*TICKET_CODE, "toyticket.probes", __name__)
 
 
+@dataclass(frozen=True)
+class ContestInputs:
+    """What the masks of a contest are cut from: the IMP ladder rewound to theta_0, the dense
+    networks after ``motion_step`` steps (``early``, for the motion probes) and the IMP ladder
+    with late rewinding (``late``; None where ``imp_late`` is not contested)."""
+
+    ladder: Ladder
+    early: Params
+    late: Ladder | None = None
+
+
 def contest_mask(
     method: str,
     task: Task,
     level: int,
-    ladder: Ladder,
+    inputs: ContestInputs,
     pruning: PruningConfig,
     seeds: Sequence[int],
-    early: Params,
 ) -> Masks:
-    """The mask of ``method`` at the ladder's level ``level`` (its sparsity). ``early``: the
-    dense network's weights after ``motion_step`` steps (for the motion probes)."""
+    """The mask of ``method`` at the ladder's level ``level`` (its sparsity)."""
+    ladder, early = inputs.ladder, inputs.early
     sparsity = ladder.sparsities[level]
     theta0, final = ladder.rewind, ladder.dense.final
     lanes = len(seeds)
+    if method == "imp_late":
+        if inputs.late is None:
+            raise ValueError(
+                "method='imp_late': allowed only with contest inputs that have a late ladder"
+            )
+        return inputs.late.masks[level]
     if method in ("imp", "oneshot", "magnitude_init", "snip", "grasp", "synflow", "random"):
         return discover(method, task, sparsity, pruning, seeds, ladder=ladder)
     if method == "degree_matched":
@@ -121,12 +141,21 @@ def contest_inputs(
     seeds: Sequence[int],
     pruning: PruningConfig,
     motion_step: int,
-) -> tuple[Ladder, Params]:
-    """What the masks of a contest are cut from: the IMP ladder (from the results store) and
-    the dense networks after ``motion_step`` steps (the first steps of the same dense run)."""
-    ladder = imp_ladder(task, model, training, seeds, pruning)
+    late_rewind_step: int | None = None,
+) -> ContestInputs:
+    """What the masks of a contest are cut from: the IMP ladders (from the results store; with
+    ``late_rewind_step`` also the one rewinding to that step) and the dense networks after
+    ``motion_step`` steps (the first steps of the same dense run)."""
     short = dataclasses.replace(training, steps=motion_step, checkpoints=())
-    return ladder, train(task, model, short, seeds).final
+    late = None
+    if late_rewind_step is not None:
+        late_pruning = dataclasses.replace(pruning, rewind_step=late_rewind_step)
+        late = imp_ladder(task, model, training, seeds, late_pruning)
+    return ContestInputs(
+        ladder=imp_ladder(task, model, training, seeds, pruning),
+        early=train(task, model, short, seeds).final,
+        late=late,
+    )
 
 
 def _contest_arguments(arguments: dict) -> dict:
@@ -144,6 +173,7 @@ def _contest_arguments(arguments: dict) -> dict:
         raise ValueError(f"levels={levels!r}: allowed a non-empty list of ladder levels")
     a["levels"] = tuple(check_int("levels entry", lv, 1, rounds) for lv in levels)
     check_int("motion_step", a["motion_step"], 1, a["training"].steps - 1)
+    check_int("late_rewind_step", a["late_rewind_step"], 1, a["training"].steps - 1)
     check_bool("shuffles", a["shuffles"])
     check_config("reader", a["reader"], ReaderConfig)
     return a
@@ -161,29 +191,41 @@ def contest_study(
     motion_step: int = 50,
     shuffles: bool = True,
     reader: ReaderConfig = ReaderConfig(),
+    late_rewind_step: int = 50,
 ) -> dict[str, dict[str, torch.Tensor]]:
     """Every method's mask at the given ladder ``levels`` (default: all), retrained from
-    theta_0 like an IMP ticket; with ``shuffles`` also every method's mask shuffled within rows
+    theta_0 like an IMP ticket (``imp_late``: from theta_k, k = ``late_rewind_step``, like its
+    own ladder); with ``shuffles`` also every method's mask shuffled within rows
     and within columns. Returns {row: {summary name: [levels, S]}} with rows named by method
     and "<method>/rows", "<method>/columns" for the shuffles, plus "dense" (level 0 repeated) and
     "sparsity" ({"sparsity": [levels]}). Summaries are ``toyticket.summary.summarize``'s, plus
     ``recovery_given_support``: row codes among the clauses the mask supports. Results are kept
     in the results store."""
-    ladder, early = contest_inputs(task, model, training, seeds, pruning, motion_step)
-    jobs: list[tuple[str, Masks]] = []
+    late_step = late_rewind_step if "imp_late" in methods else None
+    inputs = contest_inputs(task, model, training, seeds, pruning, motion_step, late_step)
+    ladder, late = inputs.ladder, inputs.late
+    # The jobs of each rewind point train as one batch: {False: from theta_0, True: theta_k}.
+    jobs: dict[bool, list[tuple[str, Masks]]] = {False: [], True: []}
     for level in levels:
         for i, method in enumerate(methods):
-            mask = contest_mask(method, task, level, ladder, pruning, seeds, early)
-            if method != "imp":
-                jobs.append((method, mask))
+            mask = contest_mask(method, task, level, inputs, pruning, seeds)
+            is_late = method == "imp_late"
+            if method not in ("imp", "imp_late"):
+                jobs[is_late].append((method, mask))
             if shuffles:
                 for j, axis in enumerate(SHUFFLES):
                     salt = 100 * i + j + 1
                     shuffled = shuffle_within(mask["W1"], axis, seeds, salt=salt)
-                    jobs.append((f"{method}/{axis}", {"W1": shuffled}))
-    runs = retrain_many(
-        task, model, training, [m for _, m in jobs], [ladder.rewind] * len(jobs), seeds
-    )
+                    jobs[is_late].append((f"{method}/{axis}", {"W1": shuffled}))
+    done = []
+    for is_late, batch in jobs.items():
+        if batch:
+            budget, start = (training, ladder.rewind)
+            if is_late:
+                budget, start = retraining(training, late_rewind_step), late.rewind
+            masks = [mask for _, mask in batch]
+            runs = retrain_many(task, model, budget, masks, [start] * len(batch), seeds)
+            done += zip(batch, runs, strict=True)
 
     def summary(final: Params, masks: Masks | None, initial: Params) -> dict[str, torch.Tensor]:
         out = summarize(final, task, reader, masks, initial=initial)
@@ -194,10 +236,11 @@ def contest_study(
     dense = summary(ladder.dense.final, None, ladder.rewind)
     for level in levels:
         rows.setdefault("dense", []).append(dense)
-        if "imp" in methods:
-            run = ladder.runs[level]
-            rows.setdefault("imp", []).append(summary(run.final, ladder.masks[level], run.init))
-    for (name, mask), run in zip(jobs, runs, strict=True):
+        for name, tickets in (("imp", ladder), ("imp_late", late)):
+            if name in methods:  # the ladders' own tickets
+                run = tickets.runs[level]
+                rows.setdefault(name, []).append(summary(run.final, tickets.masks[level], run.init))
+    for (name, mask), run in done:
         rows.setdefault(name, []).append(summary(run.final, mask, run.init))
     out = {
         row: {k: torch.stack([entry[k] for entry in entries]) for k in entries[0]}

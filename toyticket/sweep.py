@@ -31,10 +31,11 @@ The studies (``STUDIES``: name -> ``Study``, one unit of work per point):
   (default "cpu"); sections ``task``, ``model``, ``training``, ``reader``.
 - ``contest``: one ``contest.contest_study`` per point (every discovery method and probe at the
   ladder's levels, retrained identically), the call ``contest_study(build_task(task), model,
-  training, seeds, pruning, methods, levels, motion_step, shuffles, reader)``. Top level:
-  ``seeds`` (default 8), ``methods`` (default all of ``contest.METHODS``), ``levels`` (default
-  null: every level), ``motion_step`` (default 50), ``shuffles`` (default true); sections as
-  for ``tickets``.
+  training, seeds, pruning, methods, levels, motion_step, shuffles, reader,
+  late_rewind_step)``. Top level: ``seeds`` (default 8), ``methods`` (default all of
+  ``contest.METHODS``), ``levels`` (default null: every level), ``motion_step`` (default 50),
+  ``shuffles`` (default true), ``late_rewind_step`` (default 50); sections as for
+  ``tickets``.
 - ``regime``: one ``regimes.regime_numbers`` per point (the key numbers of every claim for
   one task, chapter 8), the call ``regime_numbers(build_task(task), model, training, seeds,
   pruning, reader)``. Top level: ``seeds`` (default 8); sections as for ``tickets``.
@@ -197,6 +198,7 @@ def _contest_call(
     levels: tuple[int, ...] | None,
     motion_step: int,
     shuffles: bool,
+    late_rewind_step: int,
 ) -> dict[str, Any]:
     """A contest point: the call ``contest_study(build_task(task), model, ...)`` of a chapter."""
     return contest_study.arguments(
@@ -210,6 +212,7 @@ def _contest_call(
         motion_step,
         shuffles,
         reader,
+        late_rewind_step,
     )
 
 
@@ -288,6 +291,7 @@ STUDIES: dict[str, Study] = {
             "levels": (None, _check_levels),
             "motion_step": (50, lambda n, v: check_int(n, v, 1)),
             "shuffles": (True, check_bool),
+            "late_rewind_step": (50, lambda n, v: check_int(n, v, 1)),
         },
         call=_contest_call,
         rows=_sparsest_level,
