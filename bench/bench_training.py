@@ -4,8 +4,8 @@ For each regime and ensemble size S, interleaved, this measures model-steps per 
 Adam step of one network on the full truth table) of
 
 - engine: what ``toyticket.train`` runs on the CPU, the compiled engine
-  (``toyticket.engine.train_ensemble``: whole trainings, lane after lane, with the
-  truth-table factorization of the first layer);
+  (``toyticket.engine.train_ensemble``: whole trainings, eight networks side by side in
+  vector instructions, with the truth-table factorization of the first layer);
 - loop: S ``nn.Sequential(Linear, ReLU, Linear)`` modules, each with its own
   ``torch.optim.Adam`` (same lr), stepped one after the other (zero_grad / forward / backward /
   step).

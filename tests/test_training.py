@@ -278,6 +278,26 @@ def test_compiled_training_equals_torch_optim_fp64(small_task, opt):
             torch.testing.assert_close(ours, ref[t][name], rtol=1e-9, atol=1e-12, msg=(t, name))
 
 
+def test_subnormals_are_flushed_in_the_engine_only():
+    """While the engine computes, subnormal numbers are flushed to zero (engine.
+    FLUSH_SUBNORMALS): logits of -100 give sigmoids of about 6e-39, subnormal in float32,
+    hence dL/dlogits and db2 exactly 0. The control word is restored after: numpy still
+    computes with subnormals."""
+    S, h, n, out = 2, 3, 4, 2
+    params = {
+        "W1": np.zeros((S, h, n), np.float32),
+        "b1": np.zeros((S, h), np.float32),
+        "W2": np.zeros((S, out, h), np.float32),
+        "b2": np.full((S, out), -100.0, np.float32),
+    }
+    Y, w = np.zeros((1 << n, out)), np.ones(1 << n)
+    _, grads, _ = engine.grads(params, {}, Y, w)
+    assert np.all(grads["b2"] == 0)
+    assert engine.sigmoid(-100.0) > 0  # the same sigmoid outside the engine is not flushed
+    tiny = np.float32(1e-39)
+    assert tiny * np.float32(1.0) == tiny and tiny != 0
+
+
 @pytest.mark.parametrize(
     "dtype, rtol, tail", [(np.float32, 3e-7, 1e-37), (np.float64, 1e-13, 1e-300)]
 )
@@ -434,6 +454,22 @@ def test_lane_independence_across_chunks(one_thread):
     many = tt.train(task, model, cfg, list(range(6)))
     alone = tt.train(task, model, cfg, [5])
     _assert_lane_equal(many, 5, alone, 0)
+
+
+def test_lane_independence_across_groups_and_padding(one_thread):
+    """The engine trains engine.LANES networks at a time and pads the last group with copies
+    of its last network: a lane's bits do not depend on its group, its position in it, or
+    the padding."""
+    task = tt.make_task(**SMALL)
+    cfg = _config(40, checkpoints=(10,), log_every=10)
+    model = tt.ModelConfig(5)
+    seeds = list(range(engine.LANES + 3))  # two groups, the second padded
+    many = tt.train(task, model, cfg, seeds)
+    alone = tt.train(task, model, cfg, [seeds[-2]])
+    shifted = tt.train(task, model, cfg, seeds[-4:])
+    _assert_lane_equal(many, len(seeds) - 2, alone, 0)
+    _assert_lane_equal(many, len(seeds) - 2, shifted, 2)
+    _assert_lane_equal(many, 1, tt.train(task, model, cfg, [1]), 0)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])

@@ -1,4 +1,4 @@
-"""The compiled CPU engine: whole trainings, one network (lane) at a time, in Numba.
+"""The compiled CPU engine: whole trainings of LANES networks at a time, in Numba.
 
 The data set is the full truth table, so the first layer is an outer sum and never needs a
 matrix product. Write x = (hi, lo) with lo the low ``b`` bits of the row index (variables
@@ -14,27 +14,38 @@ the low bits) and over lo (for the high bits) and halving those tables bit by bi
 columns in O(N h) as well. What remains are the three products with W2 (forward logits, dW2 and
 dL/dA), each O(N h outputs): the floor of the algorithm.
 
-One pass over the table per step computes forward and backward block by block (2**b rows, so
-that a block's activations stay in L1), with hidden units innermost so that every loop over
-rows of W1 vectorizes. A whole training (all steps, the optimizer, checkpoints, logged loss and
-accuracy) runs in compiled code; lanes are independent calls, so a lane's bits never depend on
-the rest of the ensemble.
+LANES networks train side by side (``toyticket.simd``): every array carries a last axis of
+LANES, one entry per network, and every operation is a vector instruction applied entry by
+entry, so each network's arithmetic is exactly what it would be alone while each instruction
+does LANES networks' work. No loop has to be vectorized by the compiler, and every sum over
+the table's rows (a reduction within one network) is an elementwise sum across networks. A
+step computes the tables, the logits of every row (two rows and four outputs at a time, in
+registers), their gradients, then the backward pass one hidden unit at a time, rows outer and
+blocks (2**b rows) inner so that what accumulates over blocks stays in registers. A whole
+training (all steps, the optimizer, checkpoints, logged loss and accuracy) runs in compiled
+code; an ensemble is trained LANES networks at a time, the last group padded with copies of
+its last network, so a network's bits never depend on the rest of the ensemble.
 
 Numerics: nothing is left to the compiler's discretion. There is no fastmath: no sum is
 reassociated, no multiply-add fused unless the code says so, so the bits are fixed by this
 source alone, the same in a fresh compilation and from numba's cache (with reassociation they
 were not: LLVM's back end reorders sums differently there). Sums over the rows of the table,
-which would otherwise be sequential, accumulate elementwise across blocks and end in a
-pairwise sum written here (``pairwise_sum``). The target CPU is pinned by
+accumulate elementwise across blocks and end in a pairwise sum over the rows of a block
+(``_pairwise_rows``). The target CPU is pinned by
 ``toyticket.numerics`` (one AVX2 build for every x86-64 CPU that has it), and the sigmoid uses
 an exp written here in plain arithmetic, not the C library's, so no libm version or code path
-enters the training. Functions are generic in the float type: float32 trains the book,
-float64 checks the engine against an independent computation.
+enters the training. While the engine runs, subnormal numbers are flushed to zero
+(``FLUSH_SUBNORMALS``, x86 only; the control word is restored after): an architectural mode,
+so the bits stay the same on every x86-64 CPU, and it changed none of the book's results,
+while sparing trained networks a slow path that made them train several times slower.
+Functions are generic in the float type: float32 trains the book, float64 checks the engine
+against an independent computation.
 """
 
 from __future__ import annotations
 
 import math
+import platform
 from collections.abc import Callable
 
 import numba as nb
@@ -44,10 +55,11 @@ from numba import types
 from numba.extending import intrinsic, overload
 
 from toyticket import numerics
+from toyticket.simd import LANES, gate, load, relu, splat, store, widen, zeros
 
 numerics.pin()  # before the first compilation: the pinned target decides the machine code
 
-BLOCK_BITS = 8  # 256 rows a block: long enough loops, activations (256 x h floats) in L2
+BLOCK_BITS = 8  # 256 rows a block; it fixes the order of every sum over the rows (the bits)
 OPTIMIZER_CODES = {"adam": 0, "sgd": 1}
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # PyTorch's defaults
 
@@ -67,6 +79,41 @@ def _as_float(typingctx, bits):
         return builder.bitcast(args[0], llvm_type)
 
     return sig, codegen
+
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64")
+# The SSE control word while the engine runs: round to nearest, exceptions masked, and
+# subnormal numbers flushed to zero, as results (FTZ) and as inputs (DAZ). Saturated logits
+# make sigmoids and their gradients subnormal, and every operation on a subnormal number
+# takes a microcode path about a hundred times slower: without the flush, a network that has
+# learned its task trains several times slower than one just initialized.
+FLUSH_SUBNORMALS = 0x1F80 | 0x8000 | 0x0040
+
+
+@intrinsic
+def _swap_control_word(typingctx, word):
+    """Set the SSE control word (MXCSR) of this thread to ``word`` and return the old one
+    (on other CPUs: nothing, and 0)."""
+    if not isinstance(word, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        if not _X86:
+            return ir.Constant(i32, 0)
+        pointer = ir.IntType(8).as_pointer()
+        signature_ir = ir.FunctionType(ir.VoidType(), [pointer])
+        module = builder.module
+        save = module.declare_intrinsic("llvm.x86.sse.stmxcsr", fnty=signature_ir)
+        load_word = module.declare_intrinsic("llvm.x86.sse.ldmxcsr", fnty=signature_ir)
+        slot = builder.alloca(i32)
+        builder.call(save, [builder.bitcast(slot, pointer)])
+        old = builder.load(slot)
+        builder.store(builder.trunc(args[0], i32) if args[0].type != i32 else args[0], slot)
+        builder.call(load_word, [builder.bitcast(slot, pointer)])
+        return old
+
+    return types.uint32(word), codegen
 
 
 # exp(x) = 2**k e**r with x = k ln2 + r, |r| <= ln2 / 2 (Cody-Waite: ln2 split in two so that
@@ -143,247 +190,289 @@ def logit_grads(Z, YT, wo, G):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def lane_grads(W1T, b1, W2, b2, M1T, M2, YT, wo, wo64, wpen, metrics, work, grads):
-    """Gradients of one lane's loss at (W1, b1, W2, b2), written into ``grads``.
+def group_grads(params, masks, data, metrics, work, grads, loss, correct):
+    """Gradients of LANES networks' losses, written into ``grads``; their loss and bit
+    accuracy (float64, [LANES]) into ``loss`` and ``correct`` when ``metrics``.
 
-    W1T [n, h] is W1 transposed (row j: the weights of input j); M1T, M2: 0/1 masks of the
-    same shapes as W1T and W2 (size-0 arrays: unmasked). The data, block-major
-    (``table_data``): YT [H, out, B] the targets; wo [H, B] the input weight over the number
-    of outputs (wo64: the same in float64, for the metrics); wpen [H, B]: penalty / h * input
-    weight, the gradient of the activation penalty (zeros without one). ``work``: scratch
-    arrays from ``workspace``; ``grads``: (gW1T, gb1, gW2, gb2). Returns (loss, bit accuracy)
-    of the lane in float64 when ``metrics``, else (0, 0)."""
-    lowT, high, A, Z, G, dA, Dlow, Dhigh, GS, WS, scratch = work
-    gW1T, gb1, gW2, gb2 = grads
-    n_out, h = W2.shape
-    _tables(W1T, b1, lowT, high)
-    GS[:, :] = 0
-    WS[:, :, :] = 0
-    Dlow[:, :] = 0
-    loss = 0.0
-    correct = 0.0
-    for hi in range(high.shape[0]):
-        _forward(high[hi], lowT, W2, b2, A, Z)
-        logit_grads(Z, YT[hi], wo[hi], G)
-        if metrics:
-            block_loss, block_correct = _metrics(Z, A, YT[hi], wo64[hi], wpen[hi])
-            loss += block_loss
-            correct += block_correct
-        _backward(A, W2, G, wpen[hi], dA, GS, WS, Dlow, Dhigh[hi], scratch)
-    for o in range(n_out):
-        gb2[o] = pairwise_sum(GS[o], scratch)
-        for r in range(h):
-            gW2[o, r] = pairwise_sum(WS[o, r], scratch)
-    _halve(Dlow, Dhigh, gW1T, gb1, scratch)
-    if M1T.size:
-        gW1T *= M1T
-    if M2.size:
-        gW2 *= M2
-    return loss, correct
+    ``params``: (W1L [n, h, L], b1L [h, L], W2L [out, h, L], b2L [out, L]) and ``masks``
+    (M1L, M2L: 0/1, the shapes of W1L and W2L, or size 0 where unmasked), flat, lanes last;
+    ``data``: ``lane_data`` of the table; ``work``: ``workspace``; ``grads``: arrays shaped
+    like ``params``.
+
+    Order of the work: the tables; the logits of every row; their gradients G; then the
+    backward pass one hidden unit r at a time, rows outer and blocks inner, so that what
+    accumulates over blocks for r (its share of dW2, of the low bits of dW1) stays in
+    registers; the sums over rows, pairwise, for all lanes at once."""
+    W1L, b1L, W2L, b2L = params
+    M1L, M2L = masks
+    YT, wo64, wpen, YL, WL, wpenT, shape = data
+    n, h, n_out, B, H, P = shape[0], shape[1], shape[2], shape[3], shape[4], shape[5]
+    lowF, highF, W2P, b2P, Z, G, WS, D, Dlow, Dhigh, S, scratch, sums = work
+    gW1L, gb1L, gW2L, gb2L = grads
+    W2P[: W2L.size] = W2L  # outputs padded to a multiple of 4 with zero weights
+    b2P[: b2L.size] = b2L
+    _tables(W1L, b1L, lowF, highF, n, h)
+    _logits(highF, lowF, W2P, b2P, Z.reshape(-1), h, B, H, P)
+    logit_grads(Z, YL, WL, G)  # Z, G [B, H, P, L] as one row
+    Zf, Gf = Z.reshape(-1), G.reshape(-1)
+    for x in range(B * H):  # the padding outputs: no gradient, whatever their logits
+        for o in range(n_out, P):
+            store(Gf, (x * P + o) * LANES, zeros(Gf))
+    if metrics:
+        _metrics(Zf, highF, lowF, YT, wo64, wpen, h, n_out, B, H, P, loss, correct)
+    for lo in range(B):
+        for o in range(n_out):
+            s = zeros(Gf)
+            for hi in range(H):
+                s = s + load(Gf, ((lo * H + hi) * P + o) * LANES)
+            store(S, (lo * P + o) * LANES, s)
+    _pairwise_rows(S, B, P * LANES, scratch, sums)
+    gb2L[:] = sums[: n_out * LANES]
+    hL = h * LANES
+    for r in range(h):
+        _backward_unit(r, highF, lowF, W2P, Gf, wpenT, WS, D, Dlow, h, B, H, P)
+        _pairwise_rows(WS, B, P * LANES, scratch, sums)
+        for o in range(n_out):
+            gW2L[(o * h + r) * LANES : (o * h + r + 1) * LANES] = sums[o * LANES : (o + 1) * LANES]
+        _pairwise_rows(D, B, H * LANES, scratch, sums)
+        for hi in range(H):
+            Dhigh[hi * hL + r * LANES : hi * hL + (r + 1) * LANES] = sums[
+                hi * LANES : (hi + 1) * LANES
+            ]
+    _halve_low(Dlow, gW1L, min(n, BLOCK_BITS), hL, scratch, sums)
+    _halve_high(Dhigh, gW1L, gb1L, n, hL)
+    if M1L.size:
+        gW1L *= M1L
+    if M2L.size:
+        gW2L *= M2L
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _tables(W1T, b1, lowT, high):
-    """The first layer's outer-sum tables, by doubling: lowT [h, B] over the low bits of the
-    row index (no bias), high [H, h] over the remaining bits (with the bias)."""
-    n, h = W1T.shape
+def _tables(W1L, b1L, lowF, highF, n, h):
+    """The first layer's outer-sum tables, by doubling: lowF [B, h, L] over the low bits of the
+    row index (no bias), highF [H, h, L] over the remaining bits (with the bias)."""
     nb_low = min(n, BLOCK_BITS)
-    zero = np.zeros(1, lowT.dtype)[0]  # 0 in the network's float type (0.0 is float64)
     for r in range(h):
-        lowT[r, 0] = zero
-        for j in range(nb_low):
-            half = 1 << j
-            wj = W1T[j, r]
-            for i in range(half):
-                lowT[r, half + i] = lowT[r, i] + wj
-    high[0, :] = b1
+        store(lowF, r * LANES, zeros(lowF))
+        store(highF, r * LANES, load(b1L, r * LANES))
+    for j in range(nb_low):
+        half = 1 << j
+        for i in range(half):
+            for r in range(h):
+                w = load(W1L, (j * h + r) * LANES)
+                store(lowF, ((half + i) * h + r) * LANES, load(lowF, (i * h + r) * LANES) + w)
     for j in range(nb_low, n):
         half = 1 << (j - nb_low)
         for i in range(half):
             for r in range(h):
-                high[half + i, r] = high[i, r] + W1T[j, r]
+                w = load(W1L, (j * h + r) * LANES)
+                store(highF, ((half + i) * h + r) * LANES, load(highF, (i * h + r) * LANES) + w)
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _forward(high_row, lowT, W2, b2, A, Z):
-    """Activations A [h, B] and logits Z [P, B] of one block (one row of the high table),
-    four outputs at a time so that a row of A is read once per group."""
-    h, B = A.shape
-    zero = np.zeros(1, A.dtype)[0]
-    for r in range(h):
-        c = high_row[r]
-        for lo in range(B):
-            p = c + lowT[r, lo]
-            A[r, lo] = p if p > 0 else zero
-    for o0 in range(0, W2.shape[0], 4):
-        b_0, b_1, b_2, b_3 = _four(b2, o0, zero)
-        for lo in range(B):
-            Z[o0, lo] = b_0
-            Z[o0 + 1, lo] = b_1
-            Z[o0 + 2, lo] = b_2
-            Z[o0 + 3, lo] = b_3
+def _logits(highF, lowF, W2P, b2P, Z, h, B, H, P):
+    """The logits Z [B, H, P, L] of every row x = (hi, lo): b2 + sum over r of
+    W2[:, r] relu(pre[r]), added in the order of r; two rows and four outputs at a time, in
+    registers."""
+    for hi in range(H):
+        for lo in range(0, B, 2):
+            for o0 in range(0, P, 4):
+                z_0, z_1 = load(b2P, o0 * LANES), load(b2P, (o0 + 1) * LANES)
+                z_2, z_3 = load(b2P, (o0 + 2) * LANES), load(b2P, (o0 + 3) * LANES)
+                y_0, y_1, y_2, y_3 = z_0, z_1, z_2, z_3
+                for r in range(h):
+                    c = load(highF, (hi * h + r) * LANES)
+                    a = relu(c + load(lowF, (lo * h + r) * LANES))
+                    b = relu(c + load(lowF, ((lo + 1) * h + r) * LANES))
+                    w = load(W2P, (o0 * h + r) * LANES)
+                    z_0, y_0 = z_0 + w * a, y_0 + w * b
+                    w = load(W2P, ((o0 + 1) * h + r) * LANES)
+                    z_1, y_1 = z_1 + w * a, y_1 + w * b
+                    w = load(W2P, ((o0 + 2) * h + r) * LANES)
+                    z_2, y_2 = z_2 + w * a, y_2 + w * b
+                    w = load(W2P, ((o0 + 3) * h + r) * LANES)
+                    z_3, y_3 = z_3 + w * a, y_3 + w * b
+                at = ((lo * H + hi) * P + o0) * LANES
+                nx = H * P * LANES  # the next row, lo + 1
+                store(Z, at, z_0)
+                store(Z, at + LANES, z_1)
+                store(Z, at + 2 * LANES, z_2)
+                store(Z, at + 3 * LANES, z_3)
+                store(Z, at + nx, y_0)
+                store(Z, at + nx + LANES, y_1)
+                store(Z, at + nx + 2 * LANES, y_2)
+                store(Z, at + nx + 3 * LANES, y_3)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _metrics(Z, highF, lowF, YT, wo64, wpen, h, n_out, B, H, P, loss, correct):
+    """Each lane's loss (BCE, plus the activation penalty) and bit accuracy in float64, block
+    by block (YT [H, out, B], wo64 and wpen [H, B]: the table's); the penalty, the same sum
+    in every lane's order, for all lanes at once."""
+    block_loss, block_correct = np.empty(LANES), np.empty(LANES)
+    loss[:] = 0.0
+    correct[:] = 0.0
+    for hi in range(H):
+        for k in range(LANES):
+            bl = 0.0
+            bc = 0.0
+            for o in range(n_out):
+                for lo in range(B):
+                    z = np.float64(Z[((lo * H + hi) * P + o) * LANES + k])
+                    y = np.float64(YT[hi, o, lo])
+                    bl += wo64[hi, lo] * (max(z, 0.0) + math.log1p(math.exp(-abs(z))) - z * y)
+                    if (z > 0) == (y > 0.5):
+                        bc += wo64[hi, lo]
+            block_loss[k] = bl
+            block_correct[k] = bc
+        total = load(block_loss, 0)
         for r in range(h):
-            w_0, w_1, w_2, w_3 = _four_col(W2, o0, r, zero)
+            c = load(highF, (hi * h + r) * LANES)
             for lo in range(B):
-                a = A[r, lo]
-                Z[o0, lo] += w_0 * a
-                Z[o0 + 1, lo] += w_1 * a
-                Z[o0 + 2, lo] += w_2 * a
-                Z[o0 + 3, lo] += w_3 * a
+                a = relu(c + load(lowF, (lo * h + r) * LANES))
+                total = total + splat(np.float64(wpen[hi, lo])) * widen(a)
+        store(block_loss, 0, total)
+        for k in range(LANES):
+            loss[k] += block_loss[k]
+            correct[k] += block_correct[k]
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _metrics(Z, A, YT, wo64, wpen):
-    """A block's share of the loss (BCE, plus the activation penalty) and of the bit accuracy,
-    in float64 (YT, wo64, wpen: the block's slices)."""
-    loss = 0.0
-    correct = 0.0
-    B = Z.shape[1]
-    for o in range(YT.shape[0]):
-        for lo in range(B):
-            z = np.float64(Z[o, lo])
-            y = np.float64(YT[o, lo])
-            loss += wo64[lo] * (max(z, 0.0) + math.log1p(math.exp(-abs(z))) - z * y)  # softplus
-            if (z > 0) == (y > 0.5):
-                correct += wo64[lo]
-    for r in range(A.shape[0]):
-        for lo in range(B):
-            loss += np.float64(wpen[lo]) * np.float64(A[r, lo])
-    return loss, correct
+def _backward_unit(r, highF, lowF, W2P, G, wpenT, WS, D, Dlow, h, B, H, P):
+    """Hidden unit r's backward pass: for every row lo of a block and every block hi,
+    dL/dpre[r] into D [B, H, L] (to be summed over lo: the high bits of dW1), its sum over
+    the blocks into Dlow [B, h, L] (the low bits), and G relu(pre[r]) summed over the blocks
+    into WS [B, P, L] (dW2[:, r]). Sums over blocks go in the order of the blocks; dL/dA
+    adds the outputs in their order, four at a time (G: [B, H, P, L], flat)."""
+    for o0 in range(0, P, 4):
+        first, last = o0 == 0, o0 + 4 == P
+        if first and last:  # each case compiled without the tests (first and last: P == 4)
+            _four_outputs(True, True, r, o0, highF, lowF, W2P, G, wpenT, WS, D, Dlow, h, B, H, P)
+        elif first:
+            _four_outputs(True, False, r, o0, highF, lowF, W2P, G, wpenT, WS, D, Dlow, h, B, H, P)
+        elif last:
+            _four_outputs(False, True, r, o0, highF, lowF, W2P, G, wpenT, WS, D, Dlow, h, B, H, P)
+        else:
+            _four_outputs(False, False, r, o0, highF, lowF, W2P, G, wpenT, WS, D, Dlow, h, B, H, P)
+
+
+@nb.njit(cache=True, inline="always", error_model="numpy")
+def _four_outputs(first, last, r, o0, highF, lowF, W2P, G, wpenT, WS, D, Dlow, h, B, H, P):
+    """Outputs o0 .. o0 + 3 of ``_backward_unit``: D holds dL/dA over the outputs so far
+    (``first``: none yet, start from the penalty's gradient); ``last``: apply the gate."""
+    w_0, w_1 = load(W2P, (o0 * h + r) * LANES), load(W2P, ((o0 + 1) * h + r) * LANES)
+    w_2, w_3 = load(W2P, ((o0 + 2) * h + r) * LANES), load(W2P, ((o0 + 3) * h + r) * LANES)
+    for lo in range(B):
+        low = load(lowF, (lo * h + r) * LANES)
+        ws_0 = zeros(G)
+        ws_1, ws_2, ws_3, d_low = ws_0, ws_0, ws_0, ws_0
+        for hi in range(H):
+            p = load(highF, (hi * h + r) * LANES) + low
+            a = relu(p)
+            at = ((lo * H + hi) * P + o0) * LANES
+            g_0, g_1 = load(G, at), load(G, at + LANES)
+            g_2, g_3 = load(G, at + 2 * LANES), load(G, at + 3 * LANES)
+            d_at = (lo * H + hi) * LANES
+            s = splat(wpenT[lo * H + hi]) if first else load(D, d_at)
+            s = s + (((w_0 * g_0 + w_1 * g_1) + w_2 * g_2) + w_3 * g_3)
+            ws_0 = ws_0 + g_0 * a
+            ws_1 = ws_1 + g_1 * a
+            ws_2 = ws_2 + g_2 * a
+            ws_3 = ws_3 + g_3 * a
+            if last:
+                s = gate(p, s)  # dL/dpre: the ReLU's derivative
+                d_low = d_low + s
+            store(D, d_at, s)
+        at = (lo * P + o0) * LANES
+        store(WS, at, ws_0)
+        store(WS, at + LANES, ws_1)
+        store(WS, at + 2 * LANES, ws_2)
+        store(WS, at + 3 * LANES, ws_3)
+        if last:
+            store(Dlow, (lo * h + r) * LANES, d_low)
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _backward(A, W2, G, wpen, dA, GS, WS, Dlow, Dhigh_row, scratch):
-    """Accumulate one block's share, elementwise over its rows: GS [P, B] += G (for db2),
-    WS [P, h, B] += G A (for dW2), Dlow [h, B] += dL/dpre (the low bits of dW1); and write
-    Dhigh_row [h], the block's dL/dpre summed over its rows (the high bits). Outputs go four
-    at a time, so that a row of activations is read once per group."""
-    n_out, h = W2.shape
-    B = A.shape[1]
-    zero = np.zeros(1, A.dtype)[0]
-    for o in range(GS.shape[0]):
-        for lo in range(B):
-            GS[o, lo] += G[o, lo]
-    for r in range(h):
-        for lo in range(B):
-            dA[lo] = wpen[lo]
-        for o0 in range(0, n_out, 4):
-            w_0, w_1, w_2, w_3 = _four_col(W2, o0, r, zero)
-            for lo in range(B):
-                a = A[r, lo]
-                g_0, g_1, g_2, g_3 = G[o0, lo], G[o0 + 1, lo], G[o0 + 2, lo], G[o0 + 3, lo]
-                dA[lo] += w_0 * g_0 + w_1 * g_1 + w_2 * g_2 + w_3 * g_3
-                WS[o0, r, lo] += g_0 * a
-                WS[o0 + 1, r, lo] += g_1 * a
-                WS[o0 + 2, r, lo] += g_2 * a
-                WS[o0 + 3, r, lo] += g_3 * a
-        for lo in range(B):
-            d = dA[lo] if A[r, lo] > 0 else zero  # dL/dpre: the ReLU gate
-            Dlow[r, lo] += d
-            dA[lo] = d
-        Dhigh_row[r] = pairwise_sum(dA, scratch)
-
-
-@nb.njit(cache=True, error_model="numpy")
-def pairwise_sum(v, scratch):
-    """The sum of v (its length a power of two) in a fixed order: halves added elementwise
-    until one number is left. Every loop is elementwise, so it vectorizes without any
-    reassociation and gives the same bits however it is compiled. ``scratch``: at least
-    len(v) // 2 numbers."""
-    n = v.shape[0]
-    if n == 1:
-        return v[0]
+def _pairwise_rows(V, n, W, scratch, sums):
+    """sums[k] = the pairwise sum of column k of V [n, W] (flat; n a power of two, W a
+    multiple of LANES): halves added elementwise until one row is left, the last eight rows
+    in straight-line code, all columns at once. ``scratch``: at least n // 2 * W numbers."""
+    if n <= 8:
+        _tree8_rows(V, n, W, sums)
+        return
     n //= 2
-    for i in range(n):
-        scratch[i] = v[i] + v[n + i]
-    while n > 1:
+    for i in range(0, n * W, LANES):
+        store(scratch, i, load(V, i) + load(V, n * W + i))
+    while n > 8:
         n //= 2
-        for i in range(n):
-            scratch[i] += scratch[n + i]
-    return scratch[0]
+        for i in range(0, n * W, LANES):
+            store(scratch, i, load(scratch, i) + load(scratch, n * W + i))
+    _tree8_rows(scratch, 8, W, sums)
+
+
+@nb.njit(cache=True, inline="always", error_model="numpy")
+def _tree8_rows(v, n, W, sums):
+    """The pairwise sums of the columns of v [n, W] (flat), n one of 1, 2, 4, 8."""
+    for k in range(0, W, LANES):
+        if n == 8:
+            s = (load(v, k) + load(v, 4 * W + k)) + (load(v, 2 * W + k) + load(v, 6 * W + k))
+            t = (load(v, W + k) + load(v, 5 * W + k)) + (load(v, 3 * W + k) + load(v, 7 * W + k))
+            s = s + t
+        elif n == 4:
+            s = (load(v, k) + load(v, 2 * W + k)) + (load(v, W + k) + load(v, 3 * W + k))
+        elif n == 2:
+            s = load(v, k) + load(v, W + k)
+        else:
+            s = load(v, k)
+        store(sums, k, s)
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _halve(Dlow, Dhigh, gW1T, gb1, scratch):
-    """dW1 by halving (in place): column j sums dL/dpre over the rows with bit j set, from
-    Dlow for the low bits and from Dhigh for the others; db1 is the total."""
-    n, h = gW1T.shape
+def _halve_low(Dlow, gW1L, nb_low, hL, scratch, sums):
+    """dW1 for the low bits j by halving Dlow [B, h, L] (dL/dpre summed over the blocks; in
+    place): column j sums it over the rows with bit j set."""
+    for j in range(nb_low - 1, -1, -1):
+        half = 1 << j
+        _pairwise_rows(Dlow[half * hL : 2 * half * hL], half, hL, scratch, sums)
+        gW1L[j * hL : (j + 1) * hL] = sums[:hL]
+        for i in range(0, half * hL, LANES):
+            store(Dlow, i, load(Dlow, i) + load(Dlow, half * hL + i))
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _halve_high(Dhigh, gW1L, gb1L, n, hL):
+    """dW1 for the high bits by halving Dhigh [H, h, L] (in place); db1 is the total."""
     nb_low = min(n, BLOCK_BITS)
-    zero = np.zeros(1, Dlow.dtype)[0]
-    for r in range(h):
-        row = Dlow[r]
-        for j in range(nb_low - 1, -1, -1):
-            half = 1 << j
-            gW1T[j, r] = pairwise_sum(row[half : 2 * half], scratch)
-            for i in range(half):
-                row[i] += row[half + i]
     for j in range(n - 1, nb_low - 1, -1):
         half = 1 << (j - nb_low)
-        gW1T[j, :] = zero
+        gW1L[j * hL : (j + 1) * hL] = 0
         for i in range(half):
-            for r in range(h):
-                gW1T[j, r] += Dhigh[half + i, r]
-                Dhigh[i, r] += Dhigh[half + i, r]
-    gb1[:] = Dhigh[0, :]
+            for m in range(hL):
+                gW1L[j * hL + m] += Dhigh[(half + i) * hL + m]
+                Dhigh[i * hL + m] += Dhigh[(half + i) * hL + m]
+    gb1L[:] = Dhigh[:hL]
 
 
-@nb.njit(cache=True, inline="always", error_model="numpy")
-def _four(v, o0, zero):
-    """v[o0 : o0 + 4], zero-padded past the end."""
-    n = v.shape[0]
-    return (
-        v[o0],
-        v[o0 + 1] if o0 + 1 < n else zero,
-        v[o0 + 2] if o0 + 2 < n else zero,
-        v[o0 + 3] if o0 + 3 < n else zero,
-    )
-
-
-@nb.njit(cache=True, inline="always", error_model="numpy")
-def _four_col(W, o0, r, zero):
-    """W[o0 : o0 + 4, r], zero-padded past the last row."""
-    n = W.shape[0]
-    return (
-        W[o0, r],
-        W[o0 + 1, r] if o0 + 1 < n else zero,
-        W[o0 + 2, r] if o0 + 2 < n else zero,
-        W[o0 + 3, r] if o0 + 3 < n else zero,
-    )
-
-
-@nb.njit(cache=True, inline="always", error_model="numpy")
-def _add_four(W, o0, r, s_0, s_1, s_2, s_3):
-    """W[o0 : o0 + 4, r] += (s_0, ..., s_3), dropping what falls past the last row."""
-    n = W.shape[0]
-    W[o0, r] += s_0
-    if o0 + 1 < n:
-        W[o0 + 1, r] += s_1
-    if o0 + 2 < n:
-        W[o0 + 2, r] += s_2
-    if o0 + 3 < n:
-        W[o0 + 3, r] += s_3
-
-
-@nb.njit(cache=True, error_model="numpy")
-def workspace(W1T, W2):
-    """Scratch arrays of ``lane_grads`` for a network shaped like W1T [n, h] and W2 [out, h]."""
-    n, h = W1T.shape
-    n_out = W2.shape[0]
+def workspace(n: int, h: int, n_out: int, dtype: np.dtype) -> tuple:
+    """Scratch arrays of ``group_grads`` for networks of n inputs, h hidden units and n_out
+    outputs (all flat, lanes last)."""
     B, H = 1 << min(n, BLOCK_BITS), 1 << (n - min(n, BLOCK_BITS))
     P = (n_out + 3) // 4 * 4
-    dt = W1T.dtype
+    L = LANES
     return (
-        np.empty((h, B), dt),  # low table
-        np.empty((H, h), dt),  # high table
-        np.empty((h, B), dt),  # activations of a block
-        np.empty((P, B), dt),  # logits of a block (outputs padded to a multiple of 4)
-        np.zeros((P, B), dt),  # dL/dlogits of a block (the padding stays zero)
-        np.empty(B, dt),  # dL/dA of one row of W1 over the block
-        np.empty((h, B), dt),  # dL/dpre summed over hi
-        np.empty((H, h), dt),  # dL/dpre summed over lo
-        np.empty((P, B), dt),  # dL/dlogits summed over hi (for db2)
-        np.empty((P, h, B), dt),  # G A summed over hi (for dW2)
-        np.empty(max(1, B // 2), dt),  # scratch of pairwise_sum
+        np.empty(B * h * L, dtype),  # low table [B, h, L]
+        np.empty(H * h * L, dtype),  # high table [H, h, L]
+        np.zeros(P * h * L, dtype),  # W2 with its outputs padded to P
+        np.zeros(P * L, dtype),  # b2, padded
+        np.empty((1, B * H * P * L), dtype),  # logits [B, H, P, L]
+        np.zeros((1, B * H * P * L), dtype),  # dL/dlogits [B, H, P, L]
+        np.empty(B * P * L, dtype),  # G relu(pre[r]) summed over the blocks [B, P, L]
+        np.empty(B * H * L, dtype),  # dL/dpre[r] [B, H, L]
+        np.empty(B * h * L, dtype),  # dL/dpre summed over the blocks [B, h, L]
+        np.empty(H * h * L, dtype),  # dL/dpre summed over each block's rows [H, h, L]
+        np.empty(B * P * L, dtype),  # dL/dlogits summed over the blocks (for db2) [B, P, L]
+        np.empty(max(1, B // 2) * max(H, h, P) * L, dtype),  # scratch of _pairwise_rows
+        np.empty(max(H, h, P) * L, dtype),  # its sums
     )
 
 
@@ -407,43 +496,24 @@ def _sgd_step(p, g, buf, lr, momentum):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def train_lane(params, masks, data, schedule, hyper, keep, checkpoints, history):
-    """Train one lane in place and record it.
+def train_group(params, masks, data, work, schedule, hyper, keep, checkpoints, history):
+    """Train LANES networks in place and record them.
 
-    ``params``: (W1T, b1, W2, b2), float arrays updated in place; ``masks``: (M1T, M2), size 0
-    where unmasked; ``data``: (YT, wo, wo64, wpen) as ``lane_grads`` takes them.
-    ``schedule``: int64 [steps, log_every, optimizer code]; ``hyper``: float64 [lr, momentum].
-    ``keep``: the checkpoint steps, sorted, 0 and ``steps`` included; ``checkpoints``: one
-    array [len(keep), ...] per parameter, filled at those steps.
-    ``history`` [2, T]: loss and bit accuracy at every logged step (multiples of log_every,
-    and the last)."""
-    W1T, b1, W2, b2 = params
-    M1T, M2 = masks
-    YT, wo, wo64, wpen = data
+    ``params``, ``masks``, ``data``, ``work``: as ``group_grads`` takes them (parameters
+    updated in place). ``schedule``: int64 [steps, log_every, optimizer code]; ``hyper``:
+    float64 [lr, momentum]. ``keep``: the checkpoint steps, sorted, 0 and ``steps`` included;
+    ``checkpoints``: one array [len(keep), size] per parameter, filled at those steps.
+    ``history`` [2, T, L]: loss and bit accuracy at every logged step (multiples of
+    log_every, and the last)."""
+    W1L, b1L, W2L, b2L = params
+    M1L, M2L = masks
     steps, log_every, optimizer = schedule[0], schedule[1], schedule[2]
     lr, momentum = hyper[0], hyper[1]
-    dt = W1T.dtype
-    work = workspace(W1T, W2)
-    grads = (np.empty_like(W1T), np.empty_like(b1), np.empty_like(W2), np.empty_like(b2))
-    flat_p = (W1T.reshape(-1), b1.reshape(-1), W2.reshape(-1), b2.reshape(-1))
-    flat_g = (
-        grads[0].reshape(-1),
-        grads[1].reshape(-1),
-        grads[2].reshape(-1),
-        grads[3].reshape(-1),
-    )
-    state1 = (
-        np.zeros(W1T.size, dt),
-        np.zeros(b1.size, dt),
-        np.zeros(W2.size, dt),
-        np.zeros(b2.size, dt),
-    )
-    state2 = (
-        np.zeros(W1T.size, dt),
-        np.zeros(b1.size, dt),
-        np.zeros(W2.size, dt),
-        np.zeros(b2.size, dt),
-    )
+    dt = W1L.dtype
+    grads = (np.empty_like(W1L), np.empty_like(b1L), np.empty_like(W2L), np.empty_like(b2L))
+    state1 = (np.zeros_like(W1L), np.zeros_like(b1L), np.zeros_like(W2L), np.zeros_like(b2L))
+    state2 = (np.zeros_like(W1L), np.zeros_like(b1L), np.zeros_like(W2L), np.zeros_like(b2L))
+    loss, correct = np.empty(LANES), np.empty(LANES)
     consts = np.empty(7, dt)  # optimizer constants in the network's float type
     b1_adam, b2_adam = ADAM_BETAS
     consts[2:] = (ADAM_EPS, b1_adam, 1 - b1_adam, b2_adam, 1 - b2_adam)
@@ -451,15 +521,13 @@ def train_lane(params, masks, data, schedule, hyper, keep, checkpoints, history)
     logged_i = 0
     for step in range(steps + 1):
         if k < keep.size and keep[k] == step:
-            checkpoints[0][k] = W1T
-            checkpoints[1][k] = b1
-            checkpoints[2][k] = W2
-            checkpoints[3][k] = b2
+            checkpoints[0][k] = W1L
+            checkpoints[1][k] = b1L
+            checkpoints[2][k] = W2L
+            checkpoints[3][k] = b2L
             k += 1
         logged = step % log_every == 0 or step == steps
-        loss, correct = lane_grads(
-            W1T, b1, W2, b2, M1T, M2, YT, wo, wo64, wpen, logged, work, grads
-        )
+        group_grads(params, masks, data, logged, work, grads, loss, correct)
         if logged:
             history[0, logged_i] = loss
             history[1, logged_i] = correct
@@ -471,46 +539,97 @@ def train_lane(params, masks, data, schedule, hyper, keep, checkpoints, history)
             consts[0] = lr / (1 - b1_adam**t)
             consts[1] = 1 / (1 - b2_adam**t)
             for i in range(4):
-                _adam_step(flat_p[i], flat_g[i], state1[i], state2[i], consts)
+                _adam_step(params[i], grads[i], state1[i], state2[i], consts)
         else:
             consts[0] = lr
             consts[1] = momentum
             for i in range(4):
-                _sgd_step(flat_p[i], flat_g[i], state1[i], consts[0], consts[1])
-        if M1T.size:
-            W1T *= M1T
-        if M2.size:
-            W2 *= M2
+                _sgd_step(params[i], grads[i], state1[i], consts[0], consts[1])
+        if M1L.size:
+            W1L *= M1L
+        if M2L.size:
+            W2L *= M2L
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _train_group_flushed(params, masks, data, work, schedule, hyper, keep, checkpoints, history):
+    """``train_group`` with subnormal numbers flushed to zero (``FLUSH_SUBNORMALS``), the
+    control word restored after."""
+    old = _swap_control_word(FLUSH_SUBNORMALS)
+    train_group(params, masks, data, work, schedule, hyper, keep, checkpoints, history)
+    _swap_control_word(old)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _group_grads_flushed(params, masks, data, metrics, work, grads, loss, correct):
+    """``group_grads`` with subnormal numbers flushed to zero, as in training."""
+    old = _swap_control_word(FLUSH_SUBNORMALS)
+    group_grads(params, masks, data, metrics, work, grads, loss, correct)
+    _swap_control_word(old)
 
 
 def table_data(Y: np.ndarray, w: np.ndarray, penalty: float, h: int, dtype: np.dtype) -> tuple:
-    """(YT, wo, wo64, wpen) of ``lane_grads`` from targets Y [N, out], input weights w [N] and
-    the activation penalty of a network of width h: block-major, so that block hi of each is
-    one contiguous array (table row x = hi * B + lo)."""
+    """The table as ``group_grads`` takes it, from targets Y [N, out], input weights w [N] and
+    the activation penalty of a network of width h (table row x = hi * B + lo): YT [H, out,
+    B] the targets; wo64 [H, B] the input weight over the number of outputs (float64, for the
+    metrics); wpen [H, B] penalty / h * input weight, the gradient of the activation penalty;
+    then the targets and weights repeated over the lanes in the layout of the logits, as one
+    row (YL [1, B H P L] and WL [B H P L], zero for the padding outputs), wpen as [B, H], and
+    the shape (n, h, out, B, H, P)."""
     Y, w = np.asarray(Y, np.float64), np.asarray(w, np.float64)
     N, n_out = Y.shape
-    B = 1 << min(N.bit_length() - 1, BLOCK_BITS)
-
-    YT = np.ascontiguousarray(Y.reshape(N // B, B, n_out).transpose(0, 2, 1), dtype)
-    wo64 = np.ascontiguousarray((w / n_out).reshape(N // B, B))
-    wpen = (w * (penalty / h)).reshape(N // B, B).astype(dtype)
-    return YT, wo64.astype(dtype), wo64, wpen
-
-
-def _lane(params: dict[str, np.ndarray], masks: dict[str, np.ndarray], s: int) -> tuple:
-    """Lane s as ``lane_grads`` takes it: fresh contiguous arrays, W1 and its mask transposed
-    (size-0 arrays for missing masks)."""
-    dt = params["W1"].dtype
-    empty = np.empty((0, 0), dt)
-    lane = (
-        np.ascontiguousarray(params["W1"][s].T),
-        *(np.array(params[k][s], dt, order="C") for k in ("b1", "W2", "b2")),
+    n = N.bit_length() - 1
+    B, H = 1 << min(n, BLOCK_BITS), 1 << (n - min(n, BLOCK_BITS))
+    YT = np.ascontiguousarray(Y.reshape(H, B, n_out).transpose(0, 2, 1), dtype)
+    wo64 = np.ascontiguousarray((w / n_out).reshape(H, B))
+    wpen = (w * (penalty / h)).reshape(H, B).astype(dtype)
+    P = (n_out + 3) // 4 * 4
+    YL = np.zeros((B, H, P, LANES), dtype)
+    YL[:, :, :n_out] = YT.transpose(2, 0, 1)[..., None]
+    WL = np.zeros((B, H, P, LANES), dtype)
+    WL[:, :, :n_out] = wo64.astype(dtype).T[:, :, None, None]
+    return (
+        YT,
+        wo64,
+        wpen,
+        YL.reshape(1, -1),
+        WL.reshape(-1),
+        np.ascontiguousarray(wpen.T).reshape(-1),
+        np.array([n, h, n_out, B, H, P], np.int64),
     )
-    lane_masks = (
-        np.ascontiguousarray(masks["W1"][s].T, dt) if "W1" in masks else empty,
-        np.array(masks["W2"][s], dt, order="C") if "W2" in masks else empty,
+
+
+# Each parameter in the lanes' layout: the axes of params[name][lanes] that give it.
+_LAYOUT = {"W1": (2, 1, 0), "b1": (1, 0), "W2": (1, 2, 0), "b2": (1, 0)}
+_NAMES = tuple(_LAYOUT)
+
+
+def _pack(arrays: dict[str, np.ndarray], names: tuple[str, ...], lanes: np.ndarray, dtype):
+    """The lanes' arrays side by side (flat, lanes last); size 0 for a missing name."""
+    return tuple(
+        np.ascontiguousarray(arrays[k][lanes].transpose(_LAYOUT[k]), dtype).reshape(-1)
+        if k in arrays
+        else np.empty(0, dtype)
+        for k in names
     )
-    return lane, lane_masks
+
+
+def _unpack(flat: np.ndarray, name: str, like: np.ndarray) -> np.ndarray:
+    """[..., size] in the lanes' layout back to [..., LANES, *shape of one lane]."""
+    axes = _LAYOUT[name]
+    lane_shape = (LANES,) + like.shape[1:]
+    shape = flat.shape[:-1] + tuple(lane_shape[a] for a in axes)
+    lead = len(flat.shape) - 1
+    inverse = tuple(int(i) for i in np.argsort(axes))
+    return flat.reshape(shape).transpose(*range(lead), *(lead + i for i in inverse))
+
+
+def _groups(S: int):
+    """The lanes of each group (the last one padded by repeating its last lane) and how many
+    of them are real."""
+    for s0 in range(0, S, LANES):
+        real = min(LANES, S - s0)
+        yield np.minimum(np.arange(s0, s0 + LANES), s0 + real - 1), real
 
 
 def train_ensemble(
@@ -534,26 +653,32 @@ def train_ensemble(
     Returns the parameters at each step of ``keep`` (sorted, 0 and ``steps`` included) and the
     history [2, T, S] (loss, bit accuracy) at the logged steps. ``progress``: called after
     each lane (a progress bar's ``update``)."""
-    S, h, _ = params["W1"].shape
+    S, h, n = params["W1"].shape
     dt = params["W1"].dtype
+    n_out = params["W2"].shape[1]
     data = table_data(Y, w, penalty, h, dt)
+    work = workspace(n, h, n_out, dt)
     schedule = np.array([steps, log_every, OPTIMIZER_CODES[optimizer]], np.int64)
     hyper = np.array([lr, momentum], np.float64)
     keep_arr = np.array(keep, np.int64)
     T = len(range(0, steps, log_every)) + 1
     out = {k: np.empty((len(keep),) + p.shape, dt) for k, p in params.items()}
     history = np.empty((2, T, S), np.float64)
-    for s in range(S):
-        lane, lane_masks = _lane(params, masks, s)
-        lane_out = tuple(np.empty((len(keep),) + p.shape, dt) for p in lane)
-        lane_history = np.empty((2, T), np.float64)
-        train_lane(lane, lane_masks, data, schedule, hyper, keep_arr, lane_out, lane_history)
-        out["W1"][:, s] = lane_out[0].transpose(0, 2, 1)
-        for name, values in zip(("b1", "W2", "b2"), lane_out[1:], strict=True):
-            out[name][:, s] = values
-        history[:, :, s] = lane_history
+    for lanes, real in _groups(S):
+        group = _pack(params, _NAMES, lanes, dt)
+        group_masks = _pack(masks, ("W1", "W2"), lanes, dt)
+        group_out = tuple(np.empty((len(keep), p.size), dt) for p in group)
+        group_history = np.empty((2, T, LANES), np.float64)
+        _train_group_flushed(
+            group, group_masks, data, work, schedule, hyper, keep_arr, group_out, group_history
+        )
+        s0 = lanes[0]
+        for name, values in zip(_NAMES, group_out, strict=True):
+            out[name][:, s0 : s0 + real] = _unpack(values, name, params[name])[:, :real]
+        history[:, :, s0 : s0 + real] = group_history[:, :, :real]
         if progress is not None:
-            progress()
+            for _ in range(real):
+                progress()
     checkpoints = {t: {k: v[i] for k, v in out.items()} for i, t in enumerate(keep)}
     return checkpoints, history
 
@@ -567,17 +692,31 @@ def grads(
 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """Per-lane loss [S], gradients (masked entries zero) and bit accuracy [S] at ``params``:
     the step that ``train_ensemble`` takes, exposed to check it against other computations."""
-    S, h, _ = params["W1"].shape
-    data = table_data(Y, w, penalty, h, params["W1"].dtype)
+    S, h, n = params["W1"].shape
+    dt = params["W1"].dtype
+    n_out = params["W2"].shape[1]
+    data = table_data(Y, w, penalty, h, dt)
+    work = workspace(n, h, n_out, dt)
     params = {k: p * masks[k] if k in masks else p for k, p in params.items()}  # effective
     loss, correct = np.empty(S), np.empty(S)
     out = {k: np.empty_like(v) for k, v in params.items()}
-    for s in range(S):
-        (W1T, b1, W2, b2), (M1T, M2) = _lane(params, masks, s)
-        g = (np.empty_like(W1T), np.empty_like(b1), np.empty_like(W2), np.empty_like(b2))
-        loss[s], correct[s] = lane_grads(
-            W1T, b1, W2, b2, M1T, M2, *data, True, workspace(W1T, W2), g
+    group_loss, group_correct = np.empty(LANES), np.empty(LANES)
+    for lanes, real in _groups(S):
+        group = _pack(params, _NAMES, lanes, dt)
+        g = tuple(np.empty_like(p) for p in group)
+        _group_grads_flushed(
+            group,
+            _pack(masks, ("W1", "W2"), lanes, dt),
+            data,
+            True,
+            work,
+            g,
+            group_loss,
+            group_correct,
         )
-        out["W1"][s] = g[0].T
-        out["b1"][s], out["W2"][s], out["b2"][s] = g[1], g[2], g[3]
+        s0 = lanes[0]
+        for name, values in zip(_NAMES, g, strict=True):
+            out[name][s0 : s0 + real] = _unpack(values, name, params[name])[:real]
+        loss[s0 : s0 + real] = group_loss[:real]
+        correct[s0 : s0 + real] = group_correct[:real]
     return loss, out, correct
