@@ -34,12 +34,8 @@ accumulate elementwise across blocks and end in a pairwise sum over the rows of 
 (``_pairwise_rows``). The target CPU is pinned by
 ``toyticket.numerics`` (one AVX2 build for every x86-64 CPU that has it), and the sigmoid uses
 an exp written here in plain arithmetic, not the C library's, so no libm version or code path
-enters the training. While the engine runs, subnormal numbers are flushed to zero
-(``FLUSH_SUBNORMALS``, x86 only; the control word is restored after): an architectural mode,
-so the bits stay the same on every x86-64 CPU, and it changed none of the book's results,
-while sparing trained networks a slow path that made them train several times slower.
-Functions are generic in the float type: float32 trains the book, float64 checks the engine
-against an independent computation.
+enters the training. Functions are generic in the float type: float32 trains the book,
+float64 checks the engine against an independent computation.
 """
 
 from __future__ import annotations
@@ -397,17 +393,22 @@ def _pairwise_rows(V, n, W, scratch, sums):
     """sums[k] = the pairwise sum of column k of V [n, W] (flat; n a power of two, W a
     multiple of LANES): halves added elementwise until one row is left, the last eight rows
     in straight-line code, all columns at once. ``scratch``: at least n // 2 * W numbers."""
-    if n <= 8:
-        _tree8_rows(V, n, W, sums)
-        return
-    n //= 2
-    for i in range(0, n * W, LANES):
-        store(scratch, i, load(V, i) + load(V, n * W + i))
+    source = V
     while n > 8:
-        n //= 2
-        for i in range(0, n * W, LANES):
-            store(scratch, i, load(scratch, i) + load(scratch, n * W + i))
-    _tree8_rows(scratch, 8, W, sums)
+        if n >= 32:  # two halvings in one pass: half the loads and stores
+            q = n // 4 * W
+            for i in range(0, q, LANES):
+                first = load(source, i) + load(source, 2 * q + i)
+                second = load(source, q + i) + load(source, 3 * q + i)
+                store(scratch, i, first + second)
+            n //= 4
+        else:
+            half = n // 2 * W
+            for i in range(0, half, LANES):
+                store(scratch, i, load(source, i) + load(source, half + i))
+            n //= 2
+        source = scratch
+    _tree8_rows(source, n, W, sums)
 
 
 @nb.njit(cache=True, inline="always", error_model="numpy")
