@@ -68,11 +68,11 @@ REGIMES: dict[str, tuple[dict[str, int], int]] = {
     "wide64": ({}, 64),  # their check
     "large": ({"n_vars": 12, "n_clauses": 16, "group_size": 4}, 16),  # N=4096; 4 outputs
 }
-# The engine trains a lane at a time; every call pays a per-lane setup and two logged
+# The engine trains eight lanes at a time; every call pays a per-group setup and two logged
 # evaluations (the first and last step), which a real training (2000 steps) amortizes. Time at
 # least this many steps per call so that they weigh as little here as there.
 ENGINE_MIN_STEPS = 200
-CHECK_LANES = 37  # not a multiple of the engine's lane chunk: a partial chunk is checked too
+CHECK_LANES = 37  # not a multiple of the engine's eight lanes: a padded group is checked too
 CHECK_STEPS = 20
 CHECK_GRAD_TOL = 1e-4  # max relative difference of the loss and the gradients at init (fp32)
 # Parameters after CHECK_STEPS fp32 Adam steps: Adam turns rounding-level gradients into
