@@ -176,9 +176,9 @@ def _sigmoid_impl(z):
 
 @nb.njit(cache=True, error_model="numpy")
 def logit_grads(Z, YT, wo, G):
-    """G = (sigmoid(Z) - Y) wo: dL/dlogits [out, B] of a block (YT [out, B] and wo [B]: the
-    block's targets and weights). Its own function without fastmath, so that the exp keeps
-    its order of operations; the loop over the block vectorizes."""
+    """G = (sigmoid(Z) - Y) wo: dL/dlogits [rows, M] from logits Z and targets YT [rows, M]
+    and weights wo [M] (the engine passes all its logits as one row). Its own function
+    without fastmath, so that the exp keeps its order of operations; the loop vectorizes."""
     B = Z.shape[1]
     for o in range(YT.shape[0]):
         for lo in range(B):
@@ -192,7 +192,7 @@ def group_grads(params, masks, data, metrics, work, grads, loss, correct):
 
     ``params``: (W1L [n, h, L], b1L [h, L], W2L [out, h, L], b2L [out, L]) and ``masks``
     (M1L, M2L: 0/1, the shapes of W1L and W2L, or size 0 where unmasked), flat, lanes last;
-    ``data``: ``lane_data`` of the table; ``work``: ``workspace``; ``grads``: arrays shaped
+    ``data``: ``table_data``; ``work``: ``workspace``; ``grads``: arrays shaped
     like ``params``.
 
     Order of the work: the tables; the logits of every row; their gradients G; then the
