@@ -22,7 +22,7 @@ fi
 echo "full reproduction into $out (store: $TOYTICKET_STORE); $(nproc --all) cores, $(date -Is)"
 
 SECONDS=0
-workers="${FULL_REPRODUCTION_WORKERS:-$(nproc)}"
+workers="${FULL_REPRODUCTION_WORKERS:-$(env -u OMP_NUM_THREADS nproc)}"  # nproc alone obeys OMP_NUM_THREADS=1
 for grid in params/sweeps/tickets*.yaml; do   # chapter 3 at params/full.yaml, in parallel
     python -m toyticket.sweep --grid "$grid" --workers "$workers"
 done
