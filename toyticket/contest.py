@@ -217,12 +217,13 @@ def contest_study(
                     salt = 100 * i + j + 1
                     shuffled = shuffle_within(mask["W1"], axis, seeds, salt=salt)
                     jobs[is_late].append((f"{method}/{axis}", {"W1": shuffled}))
+    starts = {False: (training, ladder.rewind)}  # each rewind point's budget and start
+    if late is not None:
+        starts[True] = (retraining(training, late_rewind_step), late.rewind)
     done = []
     for is_late, batch in jobs.items():
         if batch:
-            budget, start = (training, ladder.rewind)
-            if is_late:
-                budget, start = retraining(training, late_rewind_step), late.rewind
+            budget, start = starts[is_late]
             masks = [mask for _, mask in batch]
             runs = retrain_many(task, model, budget, masks, [start] * len(batch), seeds)
             done += zip(batch, runs, strict=True)
