@@ -333,10 +333,7 @@ def test_ticket_grids_are_chapter_3s_full_run():
     import toyticket as tt
     from toyticket.sweep import grid_points
 
-    chapters = book.load_chapters()
-    full = book.resolve_parameters(book.load_params_file(book.ROOT / "params/full.yaml"), chapters)
-    chapter = next(c for c in chapters if c.stem == "03_tickets")
-    p = {**book.chapter_parameters(chapter), **full["03_tickets"]}
+    p = _full_parameters("03_tickets")
     sgd = tt.TrainConfig(steps=p["steps"], lr=p["lr"], optimizer="sgd", momentum=p["momentum"])
     adam = tt.TrainConfig(steps=p["steps"], lr=p["adam_lr"], optimizer="adam")
     pruning = tt.PruningConfig(fraction=p["fraction"], rounds=p["rounds"])
@@ -363,3 +360,61 @@ def test_ticket_grids_are_chapter_3s_full_run():
     grids = sorted((book.ROOT / "params" / "sweeps").glob("tickets*.yaml"))
     grid_keys = {point.entry().digest for g in grids for point in grid_points(g)}
     assert grid_keys == chapter_keys
+
+
+def _full_parameters(stem: str) -> dict:
+    """A chapter's parameters at params/full.yaml (its cell's defaults, then the overrides)."""
+    chapters = book.load_chapters()
+    full = book.resolve_parameters(book.load_params_file(book.ROOT / "params/full.yaml"), chapters)
+    chapter = next(c for c in chapters if c.stem == stem)
+    return {**book.chapter_parameters(chapter), **full[stem]}
+
+
+def test_regime_map_grid_is_chapter_8s_full_run():
+    """params/sweeps/regime_map.yaml holds the regime points chapter 8 sweeps at full
+    parameters (the same store keys; the file's order is the reproduction's, not the
+    chapter's)."""
+    import toyticket as tt
+    from toyticket import regimes as rg
+    from toyticket.sweep import grid_points
+
+    p = _full_parameters("08_regime_map")
+    pruning = tt.PruningConfig(fraction=p["fraction"], rounds=p["rounds"])
+    grids = rg.regime_grids(p["regimes"], p["task_seeds"], list(range(p["n_seeds"])), pruning)
+    chapter = [point.entry().digest for point in grid_points(grids)]
+    ours = [point.entry().digest for point in grid_points(ROOT / "params/sweeps/regime_map.yaml")]
+    assert sorted(ours) == sorted(chapter) and len(set(ours)) == len(ours)
+
+
+def test_contest_grid_is_chapter_7s_full_run():
+    """params/sweeps/contest.yaml holds chapter 7's contest studies at full parameters: the
+    tuning of t exactly, the contest and its shuffles at the grid's t (rebuilt as
+    book/07_probes.md calls contest_study)."""
+    import toyticket as tt
+    from toyticket.contest import METHODS, contest_study
+    from toyticket.sweep import grid_points
+
+    p = _full_parameters("07_probes")
+    points = grid_points(ROOT / "params/sweeps/contest.yaml")
+    (motion_step,) = {point.motion_step for point in points if point.shuffles}
+    model = tt.ModelConfig(width=p["width"])
+    sgd = tt.TrainConfig(steps=p["steps"], lr=p["lr"], optimizer="sgd", momentum=p["momentum"])
+    pruning = tt.PruningConfig(fraction=p["fraction"], rounds=p["rounds"])
+    seeds, levels = list(range(p["n_seeds"])), p["levels"]
+
+    def task(seed: int) -> tt.Task:
+        return tt.make_task(n_clauses=12, seed=seed)
+
+    tuning = [
+        contest_study.entry(task(s), model, sgd, seeds, pruning, ("motion",), levels,
+                            motion_step=t, shuffles=False)
+        for t in p["motion_steps"]
+        for s in p["tuning_task_seeds"]
+    ]  # fmt: skip
+    contest = [
+        contest_study.entry(task(s), model, sgd, seeds, pruning, methods, levels, motion_step,
+                            shuffles=shuffles, late_rewind_step=p["late_rewind_step"])
+        for methods, shuffles in ((tuple(METHODS), False), (tuple(p["shuffled_methods"]), True))
+        for s in p["task_seeds"]
+    ]  # fmt: skip
+    assert [point.entry().digest for point in points] == [e.digest for e in tuning + contest]

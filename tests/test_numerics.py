@@ -32,7 +32,7 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.skipif(not PORTABLE, reason="this CPU cannot run the portable (AVX2) build")
 def test_portable_mode_pins_every_library():
-    assert numerics.mode() == "portable-x86_64-avx2"
+    assert numerics.mode() == "portable-x86_64-avx2-mkl_compatible"
     assert numerics.exact()
     for name, value in numerics.PINS.items():
         assert os.environ[name] == value
@@ -113,3 +113,33 @@ def test_describe_names_the_mode_and_its_pins():
     assert info["mode"] == numerics.mode()
     assert set(numerics.PINS) <= set(info)
     assert tt.numerics is numerics
+
+
+@pytest.mark.skipif(not PORTABLE, reason="this CPU cannot run the portable (AVX2) build")
+def test_mkl_gives_the_same_bits_on_every_vendors_cpu():
+    """Products, solves and inverses through MKL (the statistics' regressions, pruning
+    scores) on fixed inputs, against the bits they had on an AMD EPYC under MKL_CBWR=COMPATIBLE.
+    The AVX2 branch gave other bits there (MKL honours it on Intel CPUs only): if this fails
+    on some CPU, the pinned branch does not hold on it."""
+    import hashlib
+
+    N, p = 1024, 85
+    X = ((torch.arange(N * p, dtype=torch.float64) * 7919 % 1009) / 1009 - 0.5).reshape(N, p)
+    w = (torch.arange(N, dtype=torch.float64) % 13 + 1) / 13
+    info = X.T @ (X * w[:, None])
+    results = {
+        "gemm64": info,
+        "solve": torch.linalg.solve(info, X.T @ w),
+        "inv": torch.linalg.inv(info),
+        "gemm32": X.float().T @ X.float(),
+    }
+    digests = {
+        name: hashlib.sha256(value.contiguous().numpy().tobytes()).hexdigest()[:16]
+        for name, value in results.items()
+    }
+    assert digests == {
+        "gemm64": "0c2408ab5a38d612",
+        "solve": "c2ad44e2acc10cd0",
+        "inv": "1d31c727286f4e91",
+        "gemm32": "215b549e3b2cacef",
+    }

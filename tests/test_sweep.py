@@ -156,6 +156,25 @@ def test_command_line(store, tmp_path, capsys):
     assert "widht" in capsys.readouterr().err
 
 
+def test_several_grid_files_are_one_sweep(store, tmp_path, capsys):
+    dense, tickets = tmp_path / "dense.yaml", tmp_path / "tickets.yaml"
+    dense.write_text(yaml.safe_dump(GRID))
+    tickets.write_text(yaml.safe_dump(TICKETS))
+    both = ["--grid", str(dense), "--grid", str(tickets)]
+    assert sweep_module.main([*both, "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("6 points (dense, tickets studies)")
+    assert lines[1].endswith("task.seed=0, model.width=3") and lines[6].endswith("task.seed=1")
+    # --columns must name quantities of every study swept, checked before any work
+    assert sweep_module.main([*both, "--columns", "move_rate"]) == 2
+    assert "--columns (of the dense points)" in capsys.readouterr().err
+    assert sweep_module.main([*both, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "6 computed, 0 read from the store" in out
+    assert "task.seed=1, model.width=4" in out and "task.seed=1: snip @ 0.36" in out
+    assert [r.source for r in tt.run_sweep(TICKETS)] == ["stored"] * 2
+
+
 def test_example_grid_is_valid():
     for path in sorted((ROOT / "params" / "sweeps").glob("*.yaml")):
         assert tt.grid_points(path), path
@@ -340,8 +359,9 @@ def test_a_list_of_grids_is_their_points_in_turn():
     points = tt.grid_points([REGIME, wide])
     assert [p.model.width for p in points] == [12, 16]
     assert points[0].entry() == tt.grid_points(REGIME)[0].entry()
-    with pytest.raises(ValueError, match="one study"):
-        tt.grid_points([REGIME, GRID])
+    mixed = tt.grid_points([REGIME, TICKETS])  # studies may differ: one sweep of the book
+    assert [p.study for p in mixed] == ["regime", "tickets", "tickets"]
+    assert mixed[1].entry() == tt.grid_points(TICKETS)[0].entry()
     with pytest.raises(ValueError, match="empty list"):
         tt.grid_points([])
 

@@ -8,8 +8,13 @@ AVX2 and FMA:
 
 - ``NUMBA_CPU_NAME=haswell`` (and the features of that model): the compiled engine
   (``toyticket.engine``) is built for one AVX2 target, not for the CPU it runs on;
-- ``MKL_CBWR=AVX2``: MKL's conditional numerical reproducibility branch, so torch's matrix
-  products (evaluation, pruning scores) take the same code path on Intel and AMD;
+- ``MKL_CBWR=COMPATIBLE``: MKL's conditional numerical reproducibility branch that runs the
+  same code on every vendor's CPU, so torch's matrix products and solves (evaluation,
+  pruning scores, the statistics' regressions) give the same bits on Intel and AMD. The
+  branches named after an instruction set (``AVX2``) hold only on Intel CPUs: elsewhere MKL
+  falls back to its own dispatch (``AUTO``), and the last bits differ. ``COMPATIBLE`` is
+  SSE2 and about 4x slower per product, which costs little here (the training engine does
+  not use MKL);
 - ``ATEN_CPU_CAPABILITY=avx2``: torch's own vectorized kernels use their AVX2 build.
 
 The pins are defaults: a variable already in the environment is left as it is. They must be in
@@ -34,7 +39,7 @@ MODES = ("portable", "native")
 PINS = {
     "NUMBA_CPU_NAME": "haswell",
     "NUMBA_CPU_FEATURES": "",  # empty: the features of the CPU model above, not of the host
-    "MKL_CBWR": "AVX2",
+    "MKL_CBWR": "COMPATIBLE",
     "ATEN_CPU_CAPABILITY": "avx2",
 }
 _REQUIRED_FLAGS = ("avx2", "fma")
@@ -96,9 +101,10 @@ def pin() -> str:
 
 def mode() -> str:
     """The numerics mode with the architecture family, as recorded in store keys and
-    reference metadata: ``portable-x86_64-avx2``, or ``native-<machine>-<cpu>``."""
+    reference metadata: ``portable-x86_64-avx2-mkl_compatible``, or
+    ``native-<machine>-<cpu>``."""
     if pin() == "portable":
-        return "portable-x86_64-avx2"
+        return "portable-x86_64-avx2-mkl_compatible"
     return f"native-{platform.machine().lower()}-{_cpu_name()}"
 
 

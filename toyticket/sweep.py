@@ -45,8 +45,14 @@ The studies (``STUDIES``: name -> ``Study``, one unit of work per point):
   8), ``methods`` (discovery methods, default [imp]), ``sign_reinit`` (default false);
   sections ``task``, ``model``, ``training``, ``pruning`` (PruningConfig fields), ``reader``.
 
-A grid file may also hold a *list* of grids of one study: its points are those of each grid in
-turn (the regime map's one-factor variations are a list, not a product).
+A grid file may also hold a *list* of grids: its points are those of each grid in turn (the
+regime map's one-factor variations are a list, not a product). ``--grid`` given several times
+sweeps the files' points in that order, on one set of workers, and the grids of a list may be
+of different studies: ``bench/full_reproduction.sh`` computes every heavy study of the book in
+one sweep. Points are started in order, so a point that reads a piece another point computes
+(a contest reads the IMP ladder of the ticket study on its task) should come after it, far
+enough that the piece is stored when it starts (otherwise it is computed twice, to the same
+bits).
 
 The grid is the product of all axes: a section field whose value is a list. Top-level values
 are never axes: ``methods: [imp, snip]`` is one list of methods for every point, and a sweep
@@ -377,18 +383,11 @@ def load_grid(grid: Grid) -> dict[str, Any] | list[dict[str, Any]]:
 def grid_points(grid: Grid) -> list[Point]:
     """Every point of a grid, validated (unknown study, sections, fields or methods, bad
     values: ValueError or TypeError naming them), in a fixed order: the last axis varies
-    fastest; for a list of grids, the points of each in turn. Nothing is trained, and the
-    store is not touched."""
+    fastest; for a list of grids (of any studies), the points of each in turn. Nothing is
+    trained, and the store is not touched."""
     grid = load_grid(grid)
     if isinstance(grid, list):
-        points = [point for g in grid for point in grid_points(g)]
-        studies = sorted({point.study for point in points})
-        if len(studies) > 1:
-            raise ValueError(
-                f"grid: a list of grids of the studies {', '.join(studies)}: allowed grids "
-                "of one study"
-            )
-        return points
+        return [point for g in grid for point in grid_points(g)]
     study_name = check_choice("grid study", grid.get("study", "dense"), STUDIES)
     study = STUDIES[study_name]
     unknown = sorted(set(grid) - set(study.top_level), key=str)
@@ -512,12 +511,11 @@ def run_sweep(
         )
     store = get_store() if check_store("store", store) is None else store
     points = grid_points(grid)
-    study = STUDIES[points[0].study]
     results: list[SweepResult | None] = [None] * len(points)
     todo: list[tuple[int, Entry, tuple[str, dict[str, Any]]]] = []
     for i, point in enumerate(points):
         arguments = point.arguments()
-        entry = study.unit.entry(**arguments)
+        entry = STUDIES[point.study].unit.entry(**arguments)
         found, value = store.load(entry)
         if found:
             results[i] = SweepResult(point, value, "stored")
@@ -526,11 +524,11 @@ def run_sweep(
 
     if todo:
         store.ensure_writable()  # before computing: a result that cannot be saved is lost
-    here = _environment(study.unit)
 
     def finish(
         i: int, entry: Entry, there: str, value: Any, pieces: list[tuple[Entry, Any]]
     ) -> None:
+        here = _environment(STUDIES[points[i].study].unit)
         if there != here:
             raise RuntimeError(
                 f"a worker computes with {there}, this process with {here}: install the same "
@@ -544,7 +542,8 @@ def run_sweep(
         store.save(entry, value)
         results[i] = SweepResult(points[i], value, "computed")
 
-    bar = tqdm(total=len(todo), disable=not progress, desc=f"{points[0].study} sweep", unit="point")
+    studies = "+".join(dict.fromkeys(p.study for p in points))
+    bar = tqdm(total=len(todo), disable=not progress, desc=f"{studies} sweep", unit="point")
     if todo and scheduler is None and workers == 0:
         for i, entry, job in todo:
             finish(i, entry, *run_unit(job))
@@ -562,12 +561,15 @@ def _run_on_dask(
     finish: Callable[[int, Entry, str, Any, list[tuple[Entry, Any]]], None],
     bar: Any,
 ) -> None:
-    """Submit every missing point and save each result as soon as it arrives."""
+    """Submit every missing point and save each result as soon as it arrives; points start
+    in order (earlier ones have the higher priority)."""
     from dask.distributed import as_completed
 
     futures = {}
-    for i, entry, job in todo:
-        future = client.submit(run_unit, job, key=f"{entry.kind}-{entry.digest}-{i}")
+    for rank, (i, entry, job) in enumerate(todo):
+        future = client.submit(
+            run_unit, job, key=f"{entry.kind}-{entry.digest}-{i}", priority=len(todo) - rank
+        )
         futures[future] = (i, entry)
     for future, (there, value, pieces) in as_completed(futures, with_results=True):
         i, entry = futures[future]
@@ -617,6 +619,15 @@ def _iter_listing(points: Sequence[Point], store: Store) -> Iterator[str]:
         yield f"{'stored ' if there else 'missing'}  {entry.digest}  {point.name()}"
 
 
+# the command line's second column by default, after bit_accuracy
+DEFAULT_COLUMN = {
+    "dense": "carried_clauses",
+    "tickets": "carried_clauses",
+    "contest": "carried_clauses",
+    "regime": "move_rate",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: see the module docstring."""
     parser = argparse.ArgumentParser(
@@ -625,7 +636,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "store (TOYTICKET_STORE, default _build/store). A ticket sweep prints every row at the "
         "sparsest level of the ladder.",
     )
-    parser.add_argument("--grid", required=True, type=Path, metavar="GRID.yaml")
+    parser.add_argument(
+        "--grid",
+        required=True,
+        type=Path,
+        action="append",
+        metavar="GRID.yaml",
+        help="a grid file; several: their points in turn, on the same workers",
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=0, help="local Dask worker processes")
     where.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler, tcp://host:port")
@@ -634,7 +652,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--columns",
         nargs="+",
         help="quantities to print, mean [95%% interval] over seeds (default: bit_accuracy and "
-        "carried_clauses; for a regime grid, bit_accuracy and move_rate)",
+        "carried_clauses; for regime points, bit_accuracy and move_rate); the names must "
+        "exist in every study swept",
     )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -642,19 +661,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # every argument, and the store, before anything is computed
         points = grid_points(args.grid)
         check_int("--workers", args.workers, 0)
-        regime = points[0].study == "regime"
-        if args.columns is None:
-            args.columns = ["bit_accuracy", "move_rate" if regime else "carried_clauses"]
-        check_choices("--columns", args.columns, KEY_NUMBERS if regime else SUMMARY_NAMES)
+        studies = list(dict.fromkeys(p.study for p in points))
+        for study in studies if args.columns else ():
+            names = KEY_NUMBERS if study == "regime" else SUMMARY_NAMES
+            check_choices(f"--columns (of the {study} points)", args.columns, names)
         if not args.list:
             store.ensure_writable()
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(
-        f"{len(points)} points ({points[0].study} study); "
-        f"store: {store.root or 'off (TOYTICKET_STORE=off)'}"
-    )
+    kinds = f"{', '.join(studies)} stud{'y' if len(studies) == 1 else 'ies'}"
+    print(f"{len(points)} points ({kinds}); store: {store.root or 'off (TOYTICKET_STORE=off)'}")
     if args.list:
         for line in _iter_listing(points, store):
             print(line)
@@ -672,7 +689,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{computed} computed, {len(results) - computed} read from the store, "
         f"in {time.monotonic() - start:.1f} s"
     )
-    print(_table(results, args.columns))
+    for study in studies:
+        columns = args.columns or ["bit_accuracy", DEFAULT_COLUMN[study]]
+        print(_table([r for r in results if r.point.study == study], columns))
     return 0
 
 

@@ -43,7 +43,9 @@ class TrainConfig:
     """The training budget, the same for dense training and every sparse retraining.
 
     ``checkpoints``: steps whose weights are kept besides 0 (initialization) and ``steps``
-    (the end); early ones feed the motion probe and late rewinding."""
+    (the end); early ones feed the motion probe and late rewinding. ``log_every``: the loss
+    and bit accuracy are recorded every so many steps (and at the end); a record costs one to
+    three training steps (the logs are float64), so frequent ones are for training curves."""
 
     steps: int = 2000
     lr: float = 0.02
@@ -51,7 +53,7 @@ class TrainConfig:
     momentum: float = 0.9
     activation_penalty: float = 0.0
     checkpoints: tuple[int, ...] = ()
-    log_every: int = 20
+    log_every: int = 100
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, 1, 10**7)
