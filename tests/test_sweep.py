@@ -167,7 +167,8 @@ def test_several_grid_files_are_one_sweep(store, tmp_path, capsys):
     assert lines[1].endswith("task.seed=0, model.width=3") and lines[6].endswith("task.seed=1")
     # --columns must name quantities of every study swept, checked before any work
     assert sweep_module.main([*both, "--columns", "move_rate"]) == 2
-    assert "--columns (of the dense points)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--columns entry='move_rate'" in err and "of the dense points" in err
     assert sweep_module.main([*both, "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "6 computed, 0 read from the store" in out

@@ -470,6 +470,14 @@ def chapter_checks() -> dict:
                 "of a JSON written by `python bench/bench_training.py --json FILE`"
             )
 
+    def reproduction_file(p):  # book/appendix_speed.md shows this record when it exists
+        path = p["reproduction"]
+        if not isinstance(path, str) or not path.endswith(".json"):
+            raise ValueError(
+                f"reproduction={path!r} is not allowed: allowed the path, relative to the "
+                "repository, of a .json written by `bash bench/full_reproduction.sh`"
+            )
+
     seeds = (("n_seeds",), lambda p: check_int("n_seeds", p["n_seeds"], 1))
     return {
         "01_toy_world": [
@@ -624,7 +632,10 @@ def chapter_checks() -> dict:
             (("tolerance",), lambda p: check_tolerance("tolerance", p["tolerance"])),
             (("workers",), lambda p: check_int("workers", p["workers"], 0, 64)),
         ],
-        "appendix_speed": [(("results",), benchmark_file)],
+        "appendix_speed": [
+            (("results",), benchmark_file),
+            (("reproduction",), reproduction_file),
+        ],
         "appendix_reproducibility": [
             (("show_store",), lambda p: check_bool("show_store", p["show_store"]))
         ],

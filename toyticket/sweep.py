@@ -664,7 +664,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         studies = list(dict.fromkeys(p.study for p in points))
         for study in studies if args.columns else ():
             names = KEY_NUMBERS if study == "regime" else SUMMARY_NAMES
-            check_choices(f"--columns (of the {study} points)", args.columns, names)
+            try:
+                check_choices("--columns", args.columns, names)
+            except ValueError as exc:
+                raise ValueError(f"{exc} (the quantities of the {study} points)") from None
         if not args.list:
             store.ensure_writable()
     except (ValueError, TypeError) as exc:
