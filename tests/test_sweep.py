@@ -98,6 +98,33 @@ def test_dask_workers_give_bitwise_the_single_process_results(store, monkeypatch
     assert [r.source for r in tt.run_sweep(GRID)] == ["stored"] * 4  # written by this process
 
 
+def test_points_start_in_grid_order_one_per_worker_thread(store):
+    """So that a point reading an earlier point's piece (a contest, a ticket study's ladder)
+    finds it stored: Dask given every point at once starts them in an order of its own."""
+    from dask.distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        submitted, in_flight = [], []
+        submit = client.submit
+
+        def recording_submit(*args, **kwargs):
+            in_flight.append(sum(not f.done() for f in submitted))
+            submitted.append(submit(*args, **kwargs))
+            return submitted[-1]
+
+        client.submit = recording_submit
+        results = tt.run_sweep(GRID, scheduler=client)
+    assert [r.source for r in results] == ["computed"] * 4
+    expected = [f"-{i}" for i in range(4)]  # each key ends with the point's index in the grid
+    assert [f.key[-2:] for f in submitted] == expected
+    assert in_flight == [0, 0, 0, 0]
+
+
 def test_a_worker_with_other_code_is_refused(store, monkeypatch):
     monkeypatch.setattr(
         sweep_module, "run_unit", lambda arguments: ("code version 0123", {"x": torch.ones(1)}, [])
@@ -169,9 +196,12 @@ def test_several_grid_files_are_one_sweep(store, tmp_path, capsys):
     assert sweep_module.main([*both, "--columns", "move_rate"]) == 2
     err = capsys.readouterr().err
     assert "--columns entry='move_rate'" in err and "of the dense points" in err
-    assert sweep_module.main([*both, "--no-progress"]) == 0
-    out = capsys.readouterr().out
+    assert sweep_module.main(both) == 0  # stderr is no terminal here: a line per point
+    captured = capsys.readouterr()
+    out, log = captured.out, captured.err.splitlines()
     assert "6 computed, 0 read from the store" in out
+    assert len(log) == 6 and log[-1].startswith("6/6 computed, ")
+    assert "point 5 (tickets, task.seed=0)" in captured.err
     assert "task.seed=1, model.width=4" in out and "task.seed=1: snip @ 0.36" in out
     assert [r.source for r in tt.run_sweep(TICKETS)] == ["stored"] * 2
 

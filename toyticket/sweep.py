@@ -49,10 +49,10 @@ A grid file may also hold a *list* of grids: its points are those of each grid i
 regime map's one-factor variations are a list, not a product). ``--grid`` given several times
 sweeps the files' points in that order, on one set of workers, and the grids of a list may be
 of different studies: ``bench/full_reproduction.sh`` computes every heavy study of the book in
-one sweep. Points are started in order, so a point that reads a piece another point computes
-(a contest reads the IMP ladder of the ticket study on its task) should come after it, far
-enough that the piece is stored when it starts (otherwise it is computed twice, to the same
-bits).
+one sweep. Points start in order (one per worker thread in flight), so a point that reads a
+piece another point computes (a contest reads the IMP ladder of the ticket study on its task)
+should come after it, far enough that the piece is stored when it starts; if it is not, the
+point computes the piece itself, to the same bits.
 
 The grid is the product of all axes: a section field whose value is a list. Top-level values
 are never axes: ``methods: [imp, snip]`` is one list of methods for every point, and a sweep
@@ -484,7 +484,7 @@ def run_sweep(
     *,
     workers: int = 0,
     scheduler: Any = None,
-    progress: bool = False,
+    progress: bool | str = False,
     store: Store | None = None,
 ) -> list[SweepResult]:
     """Run a grid (see the module docstring) and return every point's result, in grid order.
@@ -493,9 +493,12 @@ def run_sweep(
     done. ``workers=0`` (default): a plain loop in this process. ``workers=N``: a local Dask
     cluster of N single-threaded worker processes. ``scheduler``: the address of a running Dask
     scheduler (``"tcp://host:8786"``) or a ``dask.distributed.Client``. Results are bitwise the
-    same either way. ``progress``: a progress bar over the points to compute. ``store``:
-    default ``get_store()`` (``TOYTICKET_STORE``)."""
+    same either way. ``progress``: ``True``, a progress bar over the points to compute;
+    ``"log"``, a line on stderr per point computed (for logs, where a bar is unreadable).
+    ``store``: default ``get_store()`` (``TOYTICKET_STORE``)."""
     check_int("workers", workers, 0)
+    if progress not in (True, False, "log"):
+        raise ValueError(f"progress={show(progress)} is not allowed: allowed True, False or 'log'")
     if scheduler is not None and workers:
         raise ValueError(
             f"workers={workers} and scheduler={show(scheduler)} are both given: allowed one "
@@ -541,9 +544,18 @@ def run_sweep(
         store.stats["computed", entry.kind] += 1
         store.save(entry, value)
         results[i] = SweepResult(points[i], value, "computed")
+        if progress == "log":
+            done = sum(r is not None and r.source == "computed" for r in results)
+            print(
+                f"{done}/{len(todo)} computed, {time.monotonic() - start:.0f} s: point {i + 1} "
+                f"({points[i].study}, {points[i].name()})",
+                file=sys.stderr,
+                flush=True,
+            )
 
     studies = "+".join(dict.fromkeys(p.study for p in points))
-    bar = tqdm(total=len(todo), disable=not progress, desc=f"{studies} sweep", unit="point")
+    bar = tqdm(total=len(todo), disable=progress is not True, desc=f"{studies} sweep", unit="point")
+    start = time.monotonic()
     if todo and scheduler is None and workers == 0:
         for i, entry, job in todo:
             finish(i, entry, *run_unit(job))
@@ -561,20 +573,30 @@ def _run_on_dask(
     finish: Callable[[int, Entry, str, Any, list[tuple[Entry, Any]]], None],
     bar: Any,
 ) -> None:
-    """Submit every missing point and save each result as soon as it arrives; points start
-    in order (earlier ones have the higher priority)."""
+    """Keep as many points in flight as the cluster has worker threads, submitted in grid
+    order, and save each result as soon as it arrives. Points thus start in order (Dask given
+    them all at once runs them in an order of its own), so a point that reads a piece of an
+    earlier one finds it stored if it comes far enough after it."""
     from dask.distributed import as_completed
 
-    futures = {}
-    for rank, (i, entry, job) in enumerate(todo):
-        future = client.submit(
-            run_unit, job, key=f"{entry.kind}-{entry.digest}-{i}", priority=len(todo) - rank
-        )
-        futures[future] = (i, entry)
-    for future, (there, value, pieces) in as_completed(futures, with_results=True):
-        i, entry = futures[future]
+    waiting = iter(todo)
+    futures: dict[Any, tuple[int, Entry]] = {}
+    running = as_completed(with_results=True)
+
+    def fill() -> None:
+        slots = max(1, sum(client.nthreads().values()))  # workers may join a cluster later
+        while len(futures) < slots and (item := next(waiting, None)) is not None:
+            i, entry, job = item
+            future = client.submit(run_unit, job, key=f"{entry.kind}-{entry.digest}-{i}")
+            futures[future] = (i, entry)
+            running.add(future)
+
+    fill()
+    for future, (there, value, pieces) in running:
+        i, entry = futures.pop(future)
         finish(i, entry, there, value, pieces)
         bar.update()
+        fill()
 
 
 @contextlib.contextmanager
@@ -684,7 +706,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.grid,
         workers=args.workers,
         scheduler=args.scheduler,
-        progress=not args.no_progress and sys.stderr.isatty(),
+        progress=False if args.no_progress else sys.stderr.isatty() or "log",
         store=store,
     )
     computed = sum(r.source == "computed" for r in results)
