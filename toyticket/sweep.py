@@ -134,13 +134,17 @@ class Study:
       validated and normalized exactly as a direct call normalizes them (so both share one
       store entry);
     - ``rows``: a unit's result as table rows {label suffix: {summary name: [seeds]}}, for
-      the command line."""
+      the command line;
+    - ``quantities``: the names those rows hold (what ``--columns`` may ask for), and
+      ``columns``: the ones printed by default."""
 
     unit: StoredFunction
     sections: Mapping[str, type]
     values: Mapping[str, tuple[Any, Callable[[str, Any], Any]]]
     call: Callable[..., dict[str, Any]]
     rows: Callable[[Any], dict[str, dict[str, torch.Tensor]]]
+    quantities: tuple[str, ...] = SUMMARY_NAMES
+    columns: tuple[str, ...] = ("bit_accuracy", "carried_clauses")
 
     @property
     def top_level(self) -> tuple[str, ...]:
@@ -308,6 +312,8 @@ STUDIES: dict[str, Study] = {
         values={"seeds": (8, check_grid_seeds)},
         call=_regime_call,
         rows=_regime_rows,
+        quantities=KEY_NUMBERS,
+        columns=("bit_accuracy", "move_rate"),
     ),
 }
 
@@ -641,15 +647,6 @@ def _iter_listing(points: Sequence[Point], store: Store) -> Iterator[str]:
         yield f"{'stored ' if there else 'missing'}  {entry.digest}  {point.name()}"
 
 
-# the command line's second column by default, after bit_accuracy
-DEFAULT_COLUMN = {
-    "dense": "carried_clauses",
-    "tickets": "carried_clauses",
-    "contest": "carried_clauses",
-    "regime": "move_rate",
-}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: see the module docstring."""
     parser = argparse.ArgumentParser(
@@ -685,9 +682,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_int("--workers", args.workers, 0)
         studies = list(dict.fromkeys(p.study for p in points))
         for study in studies if args.columns else ():
-            names = KEY_NUMBERS if study == "regime" else SUMMARY_NAMES
             try:
-                check_choices("--columns", args.columns, names)
+                check_choices("--columns", args.columns, STUDIES[study].quantities)
             except ValueError as exc:
                 raise ValueError(f"{exc} (the quantities of the {study} points)") from None
         if not args.list:
@@ -715,7 +711,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"in {time.monotonic() - start:.1f} s"
     )
     for study in studies:
-        columns = args.columns or ["bit_accuracy", DEFAULT_COLUMN[study]]
+        columns = args.columns or STUDIES[study].columns
         print(_table([r for r in results if r.point.study == study], columns))
     return 0
 
